@@ -124,7 +124,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 fn key_on_line(text: &str, line: usize) -> Option<String> {
     let l = text.lines().nth(line.checked_sub(1)?)?.trim();
     if let Some(inner) = l.strip_prefix('[') {
-        return Some(inner.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        return Some(
+            inner
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
     }
     let (k, _) = l.split_once('=')?;
     Some(k.trim().trim_matches('"').to_string())
@@ -132,20 +137,18 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
 
 /// The first line at which `key = ` appears, for validation errors.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start();
-        t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|i| i + 1)
 }
 
 /// Parse config text. `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Config> {
     let cfg: Config = toml::from_str(text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let msg = e.message().trim().replace('\n', " ");
         Error::ConfigSyntax {
             path: path.to_path_buf(),
@@ -312,10 +315,7 @@ pub fn render(cfg: &Config, lang: Lang) -> String {
         s.push_str(&format!("host = {}\n", toml_str(h)));
     }
     if let Some(d) = &cfg.state_dir {
-        s.push_str(&format!(
-            "state_dir = {}\n",
-            toml_str(&d.to_string_lossy())
-        ));
+        s.push_str(&format!("state_dir = {}\n", toml_str(&d.to_string_lossy())));
     }
     if let Some(k) = &cfg.key_file {
         s.push_str(&format!("key_file = {}\n", toml_str(&k.to_string_lossy())));
@@ -337,7 +337,10 @@ pub fn render(cfg: &Config, lang: Lang) -> String {
             Lang::Ja => "# ベースライン対象外: キャッシュ・ログ・セッション (gitignore 形式)\n",
         });
         s.push_str(&format!("ignore = {}\n", toml_list(&r.ignore, "")));
-        s.push_str(&format!("upload_dirs = {}\n", toml_list(&r.upload_dirs, "")));
+        s.push_str(&format!(
+            "upload_dirs = {}\n",
+            toml_list(&r.upload_dirs, "")
+        ));
     }
     s
 }
@@ -379,8 +382,11 @@ mod tests {
 
     #[test]
     fn bad_value_names_key() {
-        let err = parse("[[root]]\npath = \"/x\"\nflavor = \"shopify\"\n", Path::new("m.toml"))
-            .unwrap_err();
+        let err = parse(
+            "[[root]]\npath = \"/x\"\nflavor = \"shopify\"\n",
+            Path::new("m.toml"),
+        )
+        .unwrap_err();
         let text = err.localized(Lang::En);
         assert!(text.contains(":3:"), "{text}");
         assert!(text.contains("flavor"), "{text}");

@@ -50,7 +50,9 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
-    #[error("{path}: the store was written by a newer mamori (schema {found}, this one knows {known})")]
+    #[error(
+        "{path}: the store was written by a newer mamori (schema {found}, this one knows {known})"
+    )]
     StoreTooNew {
         path: PathBuf,
         found: i64,

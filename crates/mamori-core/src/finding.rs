@@ -247,9 +247,8 @@ impl Finding {
     /// numbers masked as a last line of defence.
     pub fn to_json_line(&self) -> String {
         // Serialising a Finding cannot fail: every field is a plain value.
-        let line = serde_json::to_string(self).unwrap_or_else(|e| {
-            format!("{{\"error\":\"finding could not be serialised: {e}\"}}")
-        });
+        let line = serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"error\":\"finding could not be serialised: {e}\"}}"));
         crate::pan::mask_pans(&line).into_owned()
     }
 }

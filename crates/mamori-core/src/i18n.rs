@@ -95,6 +95,9 @@ mod tests {
     fn tr_picks_language() {
         let n = 3;
         assert_eq!(tr!(Lang::En, "{n} files", "{n} 件のファイル"), "3 files");
-        assert_eq!(tr!(Lang::Ja, "{n} files", "{n} 件のファイル"), "3 件のファイル");
+        assert_eq!(
+            tr!(Lang::Ja, "{n} files", "{n} 件のファイル"),
+            "3 件のファイル"
+        );
     }
 }

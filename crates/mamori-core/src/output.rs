@@ -198,7 +198,12 @@ mod tests {
         );
         m.evidence = serde_json::json!({"diff": "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n+new 4111111111111111"});
         let v = vec![
-            f(Kind::FileMeta, Severity::High, "index.php", "mode 644 → 777"),
+            f(
+                Kind::FileMeta,
+                Severity::High,
+                "index.php",
+                "mode 644 → 777",
+            ),
             m,
             f(Kind::FileAdded, Severity::Low, "html/a.css", "new file"),
         ];
@@ -208,7 +213,12 @@ mod tests {
 
     #[test]
     fn json_lines_mask() {
-        let mut v = f(Kind::DataCardStash, Severity::High, "x.jpg", "card 4111111111111111");
+        let mut v = f(
+            Kind::DataCardStash,
+            Severity::High,
+            "x.jpg",
+            "card 4111111111111111",
+        );
         v.evidence = serde_json::json!({"sample": "4111 1111 1111 1111"});
         let mut buf = Vec::new();
         write_json_lines(&mut buf, &[v]).unwrap();

@@ -160,16 +160,19 @@ mod tests {
             mask_pans("card=4111111111111111&x=1"),
             "card=411111******1111&x=1"
         );
-        assert_eq!(
-            mask_pans("n: 4111 1111 1111 1111."),
-            "n: 411111******1111."
-        );
+        assert_eq!(mask_pans("n: 4111 1111 1111 1111."), "n: 411111******1111.");
         assert_eq!(mask_pans("jcb 3530-1113-3330-0000"), "jcb 353011******0000");
         // Not Luhn-valid, a phone number, an order id: untouched and borrowed.
-        assert!(matches!(mask_pans("order 4111111111111112"), Cow::Borrowed(_)));
+        assert!(matches!(
+            mask_pans("order 4111111111111112"),
+            Cow::Borrowed(_)
+        ));
         assert!(matches!(mask_pans("tel 03-1234-5678"), Cow::Borrowed(_)));
         // A longer digit string is not a card.
-        assert_eq!(mask_pans("41111111111111110000000"), "41111111111111110000000");
+        assert_eq!(
+            mask_pans("41111111111111110000000"),
+            "41111111111111110000000"
+        );
     }
 
     #[test]

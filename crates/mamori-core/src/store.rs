@@ -296,8 +296,10 @@ impl Store {
         let conn = Connection::open(path).map_err(se)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(se)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(se)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(se)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(se)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(se)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(se)?;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         let mut store = Store {
@@ -423,9 +425,7 @@ impl Store {
                 .map_err(se)?;
             }
             let mut cp = tx
-                .prepare(
-                    "INSERT INTO baseline_copy (root, path, codec, data) VALUES (?1,?2,?3,?4)",
-                )
+                .prepare("INSERT INTO baseline_copy (root, path, codec, data) VALUES (?1,?2,?3,?4)")
                 .map_err(se)?;
             for (root, p, codec, data) in copies {
                 cp.execute(params![root, p, codec, data]).map_err(se)?;
@@ -479,7 +479,8 @@ impl Store {
         })
     }
 
-    const SELECT_BASELINE: &'static str = "SELECT root, path, ftype, size, mode, uid, gid, mtime_ns, ctime_ns, ino, dev,
+    const SELECT_BASELINE: &'static str =
+        "SELECT root, path, ftype, size, mode, uid, gid, mtime_ns, ctime_ns, ino, dev,
          blake3, sha256, flags, link FROM baseline ORDER BY root, path";
 
     fn baseline_mac_tx(
@@ -645,8 +646,7 @@ impl Store {
                     f.id,
                     f.kind.as_str(),
                     f.severity.as_str(),
-                    f.time
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    f.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     f.detected_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     f.path,
@@ -721,7 +721,9 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![kind_prefix.unwrap_or(""), limit as i64], |r| r.get(0))
+            .query_map(params![kind_prefix.unwrap_or(""), limit as i64], |r| {
+                r.get(0)
+            })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<String>>>()
             .map_err(|e| self.err(e))
@@ -788,7 +790,10 @@ mod tests {
         assert!(b.tampered.is_none());
         // Edit one row by hand.
         s.connection()
-            .execute("UPDATE baseline SET size = 11 WHERE path = X'612E706870'", [])
+            .execute(
+                "UPDATE baseline SET size = 11 WHERE path = X'612E706870'",
+                [],
+            )
             .unwrap();
         assert!(s.baseline_load().unwrap().unwrap().tampered.is_some());
         // Re-sign by rebuilding: fine again.

@@ -1,1 +1,72 @@
-fn main() {}
+//! The `mamori` binary: parses the command line and wires the parts together. No
+//! detection logic lives here (see docs/ARCHITECTURE.md).
+
+mod cmd;
+mod ctx;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use mamori_core::{Lang, Severity};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// mamori (守り): tamper, skimmer and attack detection for web shops.
+#[derive(Parser, Debug)]
+#[command(name = "mamori", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Config file (default ./mamori.toml; env MAMORI_CONFIG).
+    #[arg(long, global = true, env = "MAMORI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Language of messages and reports: ja or en (default: config `lang`, then LANG).
+    #[arg(long, global = true, value_name = "LANG")]
+    pub lang: Option<Lang>,
+    /// Print findings as JSON Lines on stdout (nothing else goes to stdout).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Exit 1 when a finding is at or above this severity (default: config, else high).
+    #[arg(long, global = true, value_name = "SEVERITY")]
+    pub fail_on: Option<Severity>,
+    /// No progress bars or notes on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Detect the shop, write mamori.toml and take the first signed baseline.
+    Init(cmd::init::InitArgs),
+    /// Rebuild the baseline; with changes present, --approve accepts them.
+    Baseline(cmd::baseline::BaselineArgs),
+    /// Compare the shop's files with the baseline (and verify the store's integrity).
+    Check(cmd::check::CheckArgs),
+    /// Show findings stored in the event log.
+    Events(cmd::events::EventsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version are not errors; usage errors exit 2, as everywhere.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let ctx = match ctx::Ctx::new(&cli) {
+        Ok(c) => c,
+        Err(e) => return ctx::report_error(Lang::resolve(cli.lang, None), &e),
+    };
+    let result = match &cli.command {
+        Command::Init(a) => cmd::init::run(&ctx, a),
+        Command::Baseline(a) => cmd::baseline::run(&ctx, a),
+        Command::Check(a) => cmd::check::run(&ctx, a),
+        Command::Events(a) => cmd::events::run(&ctx, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => ctx::report_error(ctx.lang, &e),
+    }
+}

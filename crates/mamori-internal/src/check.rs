@@ -1,0 +1,570 @@
+//! `check`: compare every root with the baseline.
+//!
+//! A file is re-hashed when its size, mtime, ctime or inode differ from the baseline (or
+//! always with `full`). ctime cannot be set from user space, so a content change whose
+//! mtime was put back with `touch -r` is still caught; `full` also covers a clock that
+//! was turned back. Equal content means no content finding, whatever the times say.
+
+use crate::baseline::{self, describe, entry_from_meta};
+use crate::error::{WarnKind, Warning};
+use crate::hash::{HashError, hash_file, hex};
+use crate::rules::{RootRules, is_code};
+use crate::walk::{self, display, path_bytes};
+use chrono::{DateTime, TimeZone, Utc};
+use mamori_core::config::BaselineConfig;
+use mamori_core::store::{BaselineEntry, FileType, flags};
+use mamori_core::{Finding, Kind, Lang, Severity, tr};
+use serde_json::json;
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Checklist ids every file-integrity finding bears on.
+pub const CHECKLIST: &[&str] = &["20-1.1", "pci:11.5.2"];
+
+pub struct CheckOptions<'a> {
+    pub cfg: &'a BaselineConfig,
+    /// Re-hash every file, not only those whose metadata changed.
+    pub full: bool,
+    pub host: &'a str,
+    pub lang: Lang,
+    /// Lines of diff kept in evidence (0 = no diffs).
+    pub diff_lines: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct CheckOutcome {
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<Warning>,
+    pub entries_seen: u64,
+    pub rehashed: u64,
+    pub bytes_hashed: u64,
+}
+
+/// What the walk saw that differs from the baseline.
+#[derive(Debug)]
+enum Obs {
+    Added {
+        new: BaselineEntry,
+        content: Option<Vec<u8>>,
+    },
+    Changed {
+        idx: usize,
+        new: BaselineEntry,
+        content_changed: bool,
+        meta_changed: bool,
+        content: Option<Vec<u8>>,
+    },
+}
+
+fn ns_to_time(ns: i64) -> DateTime<Utc> {
+    Utc.timestamp_nanos(ns)
+}
+
+fn mode_str(m: u32) -> String {
+    format!("{:04o}", m & 0o7777)
+}
+
+fn owner(uid: u32, gid: u32) -> String {
+    let u = nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string());
+    let g = nix::unistd::Group::from_gid(gid.into())
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_else(|| gid.to_string());
+    format!("{u}:{g}")
+}
+
+fn meta_differs(a: &BaselineEntry, b: &BaselineEntry) -> bool {
+    a.mode != b.mode || a.uid != b.uid || a.gid != b.gid
+}
+
+/// Look at one walked item against the baseline entry (if any).
+fn observe(
+    rules: &RootRules,
+    root_key: &str,
+    item: &walk::Item<'_>,
+    base: Option<(usize, &BaselineEntry)>,
+    opts: &CheckOptions<'_>,
+    rehashed: &AtomicU64,
+    hashed_bytes: &AtomicU64,
+) -> Result<Option<Obs>, Warning> {
+    let Some((idx, old)) = base else {
+        // New entry. Directories themselves are not reported: what is inside is.
+        if item.meta.file_type().is_dir() {
+            return Ok(None);
+        }
+        let (e, content, w) = describe(rules, root_key, item, opts.cfg);
+        return match (e, w) {
+            (Some(new), _) => Ok(Some(Obs::Added { new, content })),
+            (None, Some(w)) => Err(w),
+            (None, None) => Ok(None),
+        };
+    };
+    let cur = entry_from_meta(root_key, path_bytes(item.rel), &item.meta);
+    if cur.ftype != old.ftype {
+        let (e, content, _) = describe(rules, root_key, item, opts.cfg);
+        let new = e.unwrap_or(cur);
+        return Ok(Some(Obs::Changed {
+            idx,
+            meta_changed: meta_differs(old, &new),
+            new,
+            content_changed: true,
+            content,
+        }));
+    }
+    match cur.ftype {
+        FileType::Dir | FileType::Special => Ok(meta_differs(old, &cur).then(|| Obs::Changed {
+            idx,
+            new: cur,
+            content_changed: false,
+            meta_changed: true,
+            content: None,
+        })),
+        FileType::Symlink => {
+            let target = std::fs::read_link(item.abs).ok().map(|t| path_bytes(&t));
+            let content_changed = target != old.link;
+            let meta_changed = meta_differs(old, &cur);
+            let mut new = cur;
+            new.link = target;
+            Ok((content_changed || meta_changed).then_some(Obs::Changed {
+                idx,
+                new,
+                content_changed,
+                meta_changed,
+                content: None,
+            }))
+        }
+        FileType::File => {
+            let stat_changed = cur.size != old.size
+                || cur.mtime_ns != old.mtime_ns
+                || cur.ctime_ns != old.ctime_ns
+                || cur.ino != old.ino;
+            let meta_changed = meta_differs(old, &cur);
+            if !(stat_changed || opts.full) || old.flags & flags::TOO_LARGE != 0 && !stat_changed {
+                return Ok(meta_changed.then_some(Obs::Changed {
+                    idx,
+                    new: cur,
+                    content_changed: false,
+                    meta_changed,
+                    content: None,
+                }));
+            }
+            if old.flags & flags::TOO_LARGE != 0 {
+                // Metadata-only file: a stat change is all we can know.
+                return Ok(Some(Obs::Changed {
+                    idx,
+                    new: cur,
+                    content_changed: true,
+                    meta_changed,
+                    content: None,
+                }));
+            }
+            let keep = (opts.diff_lines > 0 && old.flags & flags::COPY != 0)
+                .then_some(opts.cfg.max_copy_size);
+            rehashed.fetch_add(1, Ordering::Relaxed);
+            match hash_file(item.abs, opts.cfg.max_hash_size, old.sha256.is_some(), keep) {
+                Ok(h) => {
+                    hashed_bytes.fetch_add(h.meta.len(), Ordering::Relaxed);
+                    let mut new = entry_from_meta(root_key, path_bytes(item.rel), &h.meta);
+                    new.flags = old.flags & flags::CRITICAL;
+                    new.blake3 = Some(h.blake3);
+                    new.sha256 = h.sha256;
+                    let content_changed = old.blake3 != Some(h.blake3);
+                    let meta_changed = meta_differs(old, &new);
+                    Ok((content_changed || meta_changed).then_some(Obs::Changed {
+                        idx,
+                        new,
+                        content_changed,
+                        meta_changed,
+                        content: if content_changed { h.content } else { None },
+                    }))
+                }
+                Err(HashError::TooLarge(n)) => {
+                    let mut new = cur;
+                    new.flags |= flags::TOO_LARGE;
+                    let _ = n;
+                    Ok(Some(Obs::Changed {
+                        idx,
+                        new,
+                        content_changed: true,
+                        meta_changed,
+                        content: None,
+                    }))
+                }
+                Err(HashError::NotRegular) => Ok(None),
+                Err(HashError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(Warning {
+                    path: display(&path_bytes(item.rel)),
+                    kind: WarnKind::Vanished,
+                }),
+                Err(HashError::Io(e)) => Err(Warning {
+                    path: display(&path_bytes(item.rel)),
+                    kind: WarnKind::Unreadable(e.to_string()),
+                }),
+            }
+        }
+    }
+}
+
+/// Compare `roots` with `baseline`. `copy` fetches a known-good copy (decompressed) for
+/// diffs. Entries of roots no longer configured are left alone.
+pub fn check(
+    roots: &[Arc<RootRules>],
+    baseline: Vec<BaselineEntry>,
+    copy: &dyn Fn(&str, &[u8]) -> Option<Vec<u8>>,
+    opts: &CheckOptions<'_>,
+    counter: &AtomicU64,
+) -> CheckOutcome {
+    let mut out = CheckOutcome::default();
+    let threads = walk::threads(opts.cfg.threads);
+    for rules in roots {
+        let root_key = rules.key();
+        let entries: Vec<&BaselineEntry> = baseline.iter().filter(|e| e.root == root_key).collect();
+        if entries.is_empty() {
+            out.warnings.push(Warning {
+                path: root_key.clone(),
+                kind: WarnKind::WalkError(tr!(
+                    opts.lang,
+                    "this root has no baseline yet; run `mamori baseline --approve`",
+                    "このルートにはまだベースラインがありません。`mamori baseline --approve` を実行してください"
+                )),
+            });
+            continue;
+        }
+        let index: HashMap<&[u8], usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.as_slice(), i))
+            .collect();
+        let seen: Vec<AtomicBool> = (0..entries.len()).map(|_| AtomicBool::new(false)).collect();
+        let rehashed = AtomicU64::new(0);
+        let hashed = AtomicU64::new(0);
+        let (obs, warnings) = walk::walk(rules, threads, counter, |item| {
+            let key = item.rel.as_os_str().as_bytes();
+            let base = index.get(key).map(|&i| {
+                seen[i].store(true, Ordering::Relaxed);
+                (i, entries[i])
+            });
+            observe(rules, &root_key, &item, base, opts, &rehashed, &hashed)
+        });
+        out.entries_seen += seen.len() as u64;
+        out.rehashed += rehashed.load(Ordering::Relaxed);
+        out.bytes_hashed += hashed.load(Ordering::Relaxed);
+        // Directories that could not be listed: their children are unknown, not deleted.
+        let unlisted: Vec<Vec<u8>> = warnings
+            .iter()
+            .filter(|w| matches!(w.kind, WarnKind::WalkError(_)))
+            .map(|w| w.path.as_bytes().to_vec())
+            .collect();
+        out.warnings.extend(warnings);
+        for o in obs {
+            out.findings
+                .push(finding_for(rules, &root_key, &o, &entries, copy, opts));
+        }
+        for (i, e) in entries.iter().enumerate() {
+            if seen[i].load(Ordering::Relaxed) || e.ftype == FileType::Dir {
+                continue;
+            }
+            let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
+            if rules.is_ignored(rel, false)
+                || unlisted
+                    .iter()
+                    .any(|u| e.path.starts_with(u) && e.path.get(u.len()) == Some(&b'/'))
+            {
+                continue;
+            }
+            out.findings.push(deleted(e, rules, opts));
+        }
+    }
+    out.findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.path.cmp(&b.path))
+            .then_with(|| a.kind.as_str().cmp(b.kind.as_str()))
+    });
+    out.warnings.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn base_evidence(old: Option<&BaselineEntry>, new: Option<&BaselineEntry>) -> serde_json::Value {
+    let side = |e: &BaselineEntry| {
+        json!({
+            "blake3": e.blake3.map(|h| hex(&h)),
+            "sha256": e.sha256.map(|h| hex(&h)),
+            "size": e.size,
+            "mode": mode_str(e.mode),
+            "owner": owner(e.uid, e.gid),
+            "uid": e.uid,
+            "gid": e.gid,
+            "mtime": ns_to_time(e.mtime_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "ctime": ns_to_time(e.ctime_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "inode": e.ino,
+            "link": e.link.as_ref().map(|l| display(l)),
+        })
+    };
+    json!({
+        "old": old.map(side),
+        "new": new.map(side),
+    })
+}
+
+fn finding_for(
+    rules: &RootRules,
+    root_key: &str,
+    o: &Obs,
+    entries: &[&BaselineEntry],
+    copy: &dyn Fn(&str, &[u8]) -> Option<Vec<u8>>,
+    opts: &CheckOptions<'_>,
+) -> Finding {
+    let lang = opts.lang;
+    match o {
+        Obs::Added { new, content } => {
+            let p = display(&new.path);
+            let rel = Path::new(std::ffi::OsStr::from_bytes(&new.path));
+            let code = is_code(rel);
+            let upload = rules.in_upload_dir(rel);
+            let critical = new.is_critical();
+            let (sev, summary) = if code && upload {
+                (
+                    Severity::Critical,
+                    tr!(
+                        lang,
+                        "new program file in an upload directory: {p} (uploads never contain code; a typical webshell or skimmer drop)",
+                        "アップロード用ディレクトリに新しいプログラムファイル: {p} (アップロード先にコードは置かれません。Web シェルやスキマー設置の典型です)"
+                    ),
+                )
+            } else if critical {
+                (
+                    if code {
+                        Severity::Critical
+                    } else {
+                        Severity::High
+                    },
+                    tr!(
+                        lang,
+                        "new file among payment/checkout files: {p}",
+                        "決済・購入処理のファイル群に新しいファイル: {p}"
+                    ),
+                )
+            } else if code {
+                (
+                    Severity::High,
+                    tr!(
+                        lang,
+                        "new program file: {p}",
+                        "新しいプログラムファイル: {p}"
+                    ),
+                )
+            } else if upload {
+                (
+                    Severity::Info,
+                    tr!(lang, "new upload: {p}", "新しいアップロードファイル: {p}"),
+                )
+            } else {
+                (
+                    Severity::Low,
+                    tr!(lang, "new file: {p}", "新しいファイル: {p}"),
+                )
+            };
+            let mut ev = base_evidence(None, Some(new));
+            if let (Some(c), true) = (content, opts.diff_lines > 0) {
+                ev["diff"] = json!(crate::diff::unified(b"", c, &p, opts.diff_lines));
+            }
+            ev["upload_dir"] = json!(upload);
+            ev["critical"] = json!(critical);
+            Finding::new(
+                Kind::FileAdded,
+                sev,
+                ns_to_time(new.ctime_ns),
+                opts.host,
+                summary,
+            )
+            .with_path(p)
+            .with_root(root_key)
+            .with_checklist(CHECKLIST)
+            .with_evidence(ev)
+        }
+        Obs::Changed {
+            idx,
+            new,
+            content_changed,
+            meta_changed,
+            content,
+        } => {
+            let old = entries[*idx];
+            let p = display(&new.path);
+            let rel = Path::new(std::ffi::OsStr::from_bytes(&new.path));
+            let code = is_code(rel);
+            let critical = old.is_critical();
+            let mut ev = base_evidence(Some(old), Some(new));
+            ev["critical"] = json!(critical);
+            if *content_changed {
+                let hidden = new.mtime_ns == old.mtime_ns && new.ftype == FileType::File;
+                let (sev, mut summary) = if critical {
+                    (
+                        Severity::Critical,
+                        tr!(
+                            lang,
+                            "payment/checkout code changed: {p}",
+                            "決済・購入処理のコードが変更されました: {p}"
+                        ),
+                    )
+                } else if code {
+                    (
+                        Severity::High,
+                        tr!(
+                            lang,
+                            "program file changed: {p}",
+                            "プログラムファイルが変更されました: {p}"
+                        ),
+                    )
+                } else {
+                    (
+                        Severity::Medium,
+                        tr!(lang, "file changed: {p}", "ファイルが変更されました: {p}"),
+                    )
+                };
+                if hidden {
+                    summary.push_str(&tr!(
+                        lang,
+                        " — its modification time was put back, a typical way of hiding a change",
+                        " — 更新日時が元に戻されています (変更を隠す典型的な手口です)"
+                    ));
+                }
+                if new.ftype != old.ftype {
+                    ev["type_changed"] = json!(true);
+                }
+                ev["mtime_restored"] = json!(hidden);
+                if opts.diff_lines > 0
+                    && old.flags & flags::COPY != 0
+                    && let Some(newc) = content
+                {
+                    match copy(&old.root, &old.path) {
+                        Some(oldc) if old.blake3 == Some(*blake3::hash(&oldc).as_bytes()) => {
+                            ev["diff"] =
+                                json!(crate::diff::unified(&oldc, newc, &p, opts.diff_lines));
+                        }
+                        Some(_) => {
+                            ev["diff_unavailable"] =
+                                json!("the stored known-good copy does not match its hash");
+                        }
+                        None => {}
+                    }
+                }
+                let mut f = Finding::new(
+                    Kind::FileModified,
+                    sev,
+                    ns_to_time(new.ctime_ns),
+                    opts.host,
+                    summary,
+                );
+                if *meta_changed {
+                    ev["meta_changed"] = json!(true);
+                }
+                f = f
+                    .with_path(p)
+                    .with_root(root_key)
+                    .with_checklist(CHECKLIST)
+                    .with_evidence(ev);
+                f
+            } else {
+                let (om, nm) = (mode_str(old.mode), mode_str(new.mode));
+                let world_writable = new.mode & 0o002 != 0 && new.ftype != FileType::Symlink;
+                let setid = new.mode & 0o6000 != 0 && old.mode & 0o6000 == 0;
+                let owner_changed = old.uid != new.uid || old.gid != new.gid;
+                let sev = if world_writable || setid {
+                    Severity::High
+                } else if critical {
+                    Severity::High
+                } else if code && owner_changed {
+                    Severity::Medium
+                } else {
+                    Severity::Low
+                };
+                let mut summary = if om != nm {
+                    tr!(
+                        lang,
+                        "permissions changed: {p} {om} → {nm}",
+                        "権限が変更されました: {p} {om} → {nm}"
+                    )
+                } else {
+                    let (oo, no) = (owner(old.uid, old.gid), owner(new.uid, new.gid));
+                    tr!(
+                        lang,
+                        "owner changed: {p} {oo} → {no}",
+                        "所有者が変更されました: {p} {oo} → {no}"
+                    )
+                };
+                if world_writable {
+                    summary.push_str(&tr!(
+                        lang,
+                        " — anyone on the server can now change it",
+                        " — サーバー上の誰でも書き換えられる状態です"
+                    ));
+                }
+                ev["world_writable"] = json!(world_writable);
+                Finding::new(
+                    Kind::FileMeta,
+                    sev,
+                    ns_to_time(new.ctime_ns),
+                    opts.host,
+                    summary,
+                )
+                .with_path(p)
+                .with_root(root_key)
+                .with_checklist(CHECKLIST)
+                .with_evidence(ev)
+            }
+        }
+    }
+}
+
+fn deleted(e: &BaselineEntry, _rules: &RootRules, opts: &CheckOptions<'_>) -> Finding {
+    let p = display(&e.path);
+    let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
+    let sev = if e.is_critical() {
+        Severity::High
+    } else if is_code(rel) {
+        Severity::Medium
+    } else {
+        Severity::Low
+    };
+    let summary = if e.is_critical() {
+        tr!(
+            lang_of(opts),
+            "payment/checkout file deleted: {p}",
+            "決済・購入処理のファイルが削除されました: {p}"
+        )
+    } else {
+        tr!(
+            lang_of(opts),
+            "file deleted: {p}",
+            "ファイルが削除されました: {p}"
+        )
+    };
+    let mut ev = base_evidence(Some(e), None);
+    ev["critical"] = json!(e.is_critical());
+    ev["time_note"] = json!("deletion time unknown: `time` is when it was noticed");
+    Finding::new(Kind::FileDeleted, sev, Utc::now(), opts.host, summary)
+        .with_path(p)
+        .with_root(e.root.clone())
+        .with_checklist(CHECKLIST)
+        .with_evidence(ev)
+}
+
+fn lang_of(o: &CheckOptions<'_>) -> Lang {
+    o.lang
+}
+
+/// Decompress a stored copy (helper for callers wiring the store).
+pub fn decode_copy(codec: &str, data: &[u8], limit: u64) -> Option<Vec<u8>> {
+    (codec == baseline::COPY_CODEC)
+        .then(|| baseline::decompress(data, limit))
+        .flatten()
+}

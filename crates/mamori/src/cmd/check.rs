@@ -1,0 +1,124 @@
+//! `mamori check`: the tree against the signed baseline, plus the store's own integrity.
+
+use crate::ctx::Ctx;
+use anyhow::Result;
+use clap::Args;
+use mamori_core::config::Loaded;
+use mamori_core::store::{ChainStatus, LoadedBaseline};
+use mamori_core::{Finding, Kind, Severity, tr};
+use mamori_internal::check::{self, CheckOptions};
+use mamori_internal::rules::RootRules;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Re-hash every file, not only those whose metadata changed (catches a clock turned
+    /// back; slower).
+    #[arg(long)]
+    pub full: bool,
+    /// Lines of unified diff shown for changed critical text files (0 = none).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub diff_lines: usize,
+}
+
+pub struct Compared {
+    pub findings: Vec<Finding>,
+}
+
+pub fn root_rules(loaded: &Loaded, lang: mamori_core::Lang) -> Result<Vec<Arc<RootRules>>> {
+    loaded
+        .roots()
+        .iter()
+        .map(|rc| {
+            RootRules::new(rc, &loaded.path)
+                .map(Arc::new)
+                .map_err(|e| anyhow::Error::new(super::UserError(e.localized(lang))))
+        })
+        .collect()
+}
+
+fn tampered(ctx: &Ctx, what: &str, reason: &str) -> Finding {
+    let lang = ctx.lang;
+    let summary = match what {
+        "baseline" => tr!(
+            lang,
+            "the signed baseline failed its integrity check ({reason}): someone edited mamori's store; do not trust it until you have re-checked the shop by other means",
+            "署名付きベースラインの完全性検査に失敗しました ({reason})。mamori のストアが書き換えられています。別の手段でショップを確認するまで信用しないでください"
+        ),
+        _ => tr!(
+            lang,
+            "the event log failed its hash-chain check ({reason}): findings were altered or removed",
+            "イベントログのハッシュチェーン検査に失敗しました ({reason})。検出記録が改ざん・削除されています"
+        ),
+    };
+    Finding::new(
+        Kind::BaselineTampered,
+        Severity::Critical,
+        chrono::Utc::now(),
+        &ctx.host(),
+        summary,
+    )
+    .with_checklist(&["20-1.1"])
+    .with_evidence(json!({ "what": what, "reason": reason }))
+}
+
+/// Compare the tree with `base`, report tampering of the baseline itself first.
+pub fn compare(ctx: &Ctx, loaded: &Loaded, base: LoadedBaseline, full: bool) -> Result<Compared> {
+    compare_with(ctx, loaded, base, full, 200)
+}
+
+fn compare_with(
+    ctx: &Ctx,
+    loaded: &Loaded,
+    base: LoadedBaseline,
+    full: bool,
+    diff_lines: usize,
+) -> Result<Compared> {
+    let mut findings = Vec::new();
+    if let Some(reason) = &base.tampered {
+        findings.push(tampered(ctx, "baseline", reason));
+    }
+    let rules = root_rules(loaded, ctx.lang)?;
+    let store = crate::ctx::open_store(&loaded.db_path(), &loaded.key_file())?;
+    if let ChainStatus::Broken { reason, .. } = store.verify_events()? {
+        findings.push(tampered(ctx, "event_log", &reason));
+    }
+    let max_copy = loaded.config.baseline.max_copy_size;
+    let copy = |root: &str, path: &[u8]| -> Option<Vec<u8>> {
+        let (codec, data) = store.baseline_copy(root, path).ok()??;
+        check::decode_copy(&codec, &data, max_copy)
+    };
+    let host = ctx.host();
+    let opts = CheckOptions {
+        cfg: &loaded.config.baseline,
+        full,
+        host: &host,
+        lang: ctx.lang,
+        diff_lines,
+    };
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    let msg = tr!(ctx.lang, "checking", "検査中");
+    let out = crate::progress::with_counter(ctx.quiet, &msg, &counter, || {
+        check::check(&rules, base.entries, &copy, &opts, &counter)
+    });
+    super::print_warnings(ctx, &out.warnings);
+    findings.extend(out.findings);
+    Ok(Compared { findings })
+}
+
+pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<u8> {
+    let loaded = ctx.config()?;
+    let store = ctx.store()?;
+    let Some(base) = store.baseline_load()? else {
+        return Err(mamori_core::Error::NoBaseline {
+            state: loaded.state_dir(),
+        }
+        .into());
+    };
+    drop(store);
+    let cmp = compare_with(ctx, loaded, base, a.full, a.diff_lines)?;
+    // Record first, then print: nothing found is lost if stdout breaks.
+    ctx.store()?.append_findings(&cmp.findings)?;
+    ctx.emit(&cmp.findings)
+}
