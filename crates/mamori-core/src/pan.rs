@@ -19,7 +19,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The card brand an issuer prefix and length belong to, if any.
@@ -30,7 +30,7 @@ pub fn brand(digits: &[u8]) -> Option<&'static str> {
             .iter()
             .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
     };
-    if n < 13 || n > 19 {
+    if !(13..=19).contains(&n) {
         return None;
     }
     match digits[0] {

@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// Checklist ids every file-integrity finding bears on.
 pub const CHECKLIST: &[&str] = &["20-1.1", "pci:11.5.2"];
 
+/// Fetches the decompressed known-good copy of (root, path), if one is stored.
+pub type CopyFn<'a> = dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + 'a;
+
 pub struct CheckOptions<'a> {
     pub cfg: &'a BaselineConfig,
     /// Re-hash every file, not only those whose metadata changed.
@@ -120,7 +123,7 @@ fn observe(
         }));
     }
     match cur.ftype {
-        FileType::Dir | FileType::Special => Ok(meta_differs(old, &cur).then(|| Obs::Changed {
+        FileType::Dir | FileType::Special => Ok(meta_differs(old, &cur).then_some(Obs::Changed {
             idx,
             new: cur,
             content_changed: false,
@@ -147,7 +150,7 @@ fn observe(
                 || cur.ctime_ns != old.ctime_ns
                 || cur.ino != old.ino;
             let meta_changed = meta_differs(old, &cur);
-            if !(stat_changed || opts.full) || old.flags & flags::TOO_LARGE != 0 && !stat_changed {
+            if !stat_changed && (!opts.full || old.flags & flags::TOO_LARGE != 0) {
                 return Ok(meta_changed.then_some(Obs::Changed {
                     idx,
                     new: cur,
@@ -217,7 +220,7 @@ fn observe(
 pub fn check(
     roots: &[Arc<RootRules>],
     baseline: Vec<BaselineEntry>,
-    copy: &dyn Fn(&str, &[u8]) -> Option<Vec<u8>>,
+    copy: &CopyFn<'_>,
     opts: &CheckOptions<'_>,
     counter: &AtomicU64,
 ) -> CheckOutcome {
@@ -319,7 +322,7 @@ fn finding_for(
     root_key: &str,
     o: &Obs,
     entries: &[&BaselineEntry],
-    copy: &dyn Fn(&str, &[u8]) -> Option<Vec<u8>>,
+    copy: &CopyFn<'_>,
     opts: &CheckOptions<'_>,
 ) -> Finding {
     let lang = opts.lang;
@@ -478,9 +481,7 @@ fn finding_for(
                 let world_writable = new.mode & 0o002 != 0 && new.ftype != FileType::Symlink;
                 let setid = new.mode & 0o6000 != 0 && old.mode & 0o6000 == 0;
                 let owner_changed = old.uid != new.uid || old.gid != new.gid;
-                let sev = if world_writable || setid {
-                    Severity::High
-                } else if critical {
+                let sev = if world_writable || setid || critical {
                     Severity::High
                 } else if code && owner_changed {
                     Severity::Medium
@@ -567,4 +568,93 @@ pub fn decode_copy(codec: &str, data: &[u8], limit: u64) -> Option<Vec<u8>> {
     (codec == baseline::COPY_CODEC)
         .then(|| baseline::decompress(data, limit))
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mamori_core::config::Flavor;
+
+    fn setup() -> (tempfile::TempDir, Arc<RootRules>) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("shop");
+        for (p, c) in [
+            ("app/Plugin/Payment/CardPayment.php", "<?php // pay\n"),
+            ("vendor/a.php", "<?php // a\n"),
+        ] {
+            std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+            std::fs::write(root.join(p), c).unwrap();
+        }
+        let rc = crate::flavor::preset(&root, Flavor::Eccube);
+        let rules = Arc::new(RootRules::new(&rc, Path::new("m.toml")).unwrap());
+        (d, rules)
+    }
+
+    fn run(rules: &Arc<RootRules>, base: Vec<BaselineEntry>, full: bool) -> CheckOutcome {
+        let cfg = BaselineConfig::default();
+        let opts = CheckOptions {
+            cfg: &cfg,
+            full,
+            host: "h",
+            lang: Lang::En,
+            diff_lines: 10,
+        };
+        check(
+            std::slice::from_ref(rules),
+            base,
+            &|_, _| None,
+            &opts,
+            &AtomicU64::new(0),
+        )
+    }
+
+    #[test]
+    fn full_rehash_catches_content_change_with_identical_metadata() {
+        // A content change whose size, mtime, ctime and inode all match the baseline
+        // (a clock turned back) is invisible to the stat pass, but not to --full.
+        let (_d, rules) = setup();
+        let cfg = BaselineConfig::default();
+        let mut built =
+            crate::baseline::build(std::slice::from_ref(&rules), &cfg, &AtomicU64::new(0));
+        for e in &mut built.entries {
+            if e.path == b"vendor/a.php" {
+                e.blake3 = Some([0; 32]);
+            }
+        }
+        assert!(
+            run(&rules, built.entries.clone(), false)
+                .findings
+                .is_empty()
+        );
+        let out = run(&rules, built.entries, true);
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].kind, Kind::FileModified);
+        assert_eq!(out.findings[0].path.as_deref(), Some("vendor/a.php"));
+        assert_eq!(out.rehashed, 2);
+    }
+
+    #[test]
+    fn equal_content_after_touch_is_not_a_finding() {
+        let (d, rules) = setup();
+        let cfg = BaselineConfig::default();
+        let built = crate::baseline::build(std::slice::from_ref(&rules), &cfg, &AtomicU64::new(0));
+        // Rewrite the same bytes: mtime and ctime change, content does not.
+        let p = d.path().join("shop/vendor/a.php");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&p, "<?php // a\n").unwrap();
+        let out = run(&rules, built.entries, false);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert_eq!(out.rehashed, 1);
+    }
+
+    #[test]
+    fn ignored_paths_are_not_reported_deleted() {
+        let (d, rules) = setup();
+        let cfg = BaselineConfig::default();
+        let built = crate::baseline::build(std::slice::from_ref(&rules), &cfg, &AtomicU64::new(0));
+        std::fs::create_dir_all(d.path().join("shop/var/cache")).unwrap();
+        std::fs::write(d.path().join("shop/var/cache/x.php"), "x").unwrap();
+        let out = run(&rules, built.entries, false);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+    }
 }

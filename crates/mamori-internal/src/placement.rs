@@ -32,10 +32,11 @@ pub fn served_dirs_in(etc_dirs: &[&str]) -> Vec<PathBuf> {
                 if let Ok(rd) = std::fs::read_dir(&p) {
                     stack.extend(rd.flatten().map(|e| e.path()));
                 }
-            } else if meta.is_file() && meta.len() < 4 << 20 {
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    out.extend(parse_served(&text));
-                }
+            } else if meta.is_file()
+                && meta.len() < 4 << 20
+                && let Ok(text) = std::fs::read_to_string(&p)
+            {
+                out.extend(parse_served(&text));
             }
         }
     }

@@ -41,6 +41,8 @@ pub enum Command {
     Baseline(cmd::baseline::BaselineArgs),
     /// Compare the shop's files with the baseline (and verify the store's integrity).
     Check(cmd::check::CheckArgs),
+    /// Replay the founding incident on a built-in demo shop and show what mamori reports.
+    Demo(cmd::demo::DemoArgs),
     /// Show findings stored in the event log.
     Events(cmd::events::EventsArgs),
 }
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Baseline(a) => cmd::baseline::run(&ctx, a),
         Command::Check(a) => cmd::check::run(&ctx, a),
         Command::Events(a) => cmd::events::run(&ctx, a),
+        Command::Demo(a) => cmd::demo::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

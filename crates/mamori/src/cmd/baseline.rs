@@ -71,7 +71,11 @@ pub fn take(ctx: &Ctx, loaded: &Loaded, note: &str, first: bool) -> Result<u8> {
         .iter()
         .filter(|e| e.ftype == mamori_core::store::FileType::File)
         .count();
-    let crit = built.entries.iter().filter(|e| e.is_critical()).count();
+    let crit = built
+        .entries
+        .iter()
+        .filter(|e| e.is_critical() && e.ftype == mamori_core::store::FileType::File)
+        .count();
     let mib = built.bytes_hashed as f64 / (1024.0 * 1024.0);
     let secs = t0.elapsed().as_secs_f64();
     let gen_ = sig.generation;

@@ -38,8 +38,13 @@ pub struct InitArgs {
 }
 
 pub fn run(ctx: &Ctx, a: &InitArgs) -> Result<u8> {
+    init_at(ctx, &ctx.config_path, a)
+}
+
+/// `init` writing the config at `cfg_path`.
+pub fn init_at(ctx: &Ctx, cfg_path: &std::path::Path, a: &InitArgs) -> Result<u8> {
     let lang = ctx.lang;
-    let cfg_path = &ctx.config_path;
+    let cfg_path = &cfg_path.to_path_buf();
     if cfg_path.exists() && !a.force {
         let p = cfg_path.display();
         bail_user!(
