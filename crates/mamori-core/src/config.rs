@@ -36,6 +36,49 @@ pub enum Response {
     Deny,
 }
 
+/// What `watch` does about changes, per path class.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseConfig {
+    /// For critical paths: `alert`, `restore` (default) or `deny`.
+    pub critical: Response,
+    /// For everything else: only `alert` (restoring arbitrary files is not safe).
+    pub other: Response,
+    /// Where altered files are kept for investigation (default `STATE/quarantine`).
+    pub quarantine_dir: Option<PathBuf>,
+    /// A command that makes PHP drop its opcode cache after a restore, e.g.
+    /// `["systemctl", "reload", "php8.2-fpm"]`.
+    pub php_reload: Option<Vec<String>>,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            critical: Response::Restore,
+            other: Response::Alert,
+            quarantine_dir: None,
+            php_reload: None,
+        }
+    }
+}
+
+/// The `watch` daemon.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// A safety sweep against the baseline every this many seconds (and the interval of
+    /// polling mode).
+    pub sweep_interval: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            sweep_interval: 600,
+        }
+    }
+}
+
 /// One watched shop root.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +144,19 @@ pub struct Config {
     pub roots: Vec<RootConfig>,
     #[serde(default)]
     pub baseline: BaselineConfig,
+    #[serde(default)]
+    pub response: ResponseConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
+    /// Alert sinks (parsed by the alert part; see docs/alerts.md).
+    #[serde(default)]
+    pub alert: Option<toml::Table>,
+    /// The entrance layer's settings (see docs/entrance.md).
+    #[serde(default)]
+    pub entrance: Option<toml::Table>,
+    /// The exit layer's settings (see docs/exit.md).
+    #[serde(default)]
+    pub exit: Option<toml::Table>,
 }
 
 /// A loaded config and where it came from.
@@ -158,6 +214,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
             msg,
         }
     })?;
+    if cfg.response.other != Response::Alert {
+        return Err(Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            line: line_of_key(text, "other"),
+            key: "response.other".into(),
+            msg: "only \"alert\" is allowed outside critical paths".into(),
+        });
+    }
     for (i, r) in cfg.roots.iter().enumerate() {
         if r.path.as_os_str().is_empty() {
             return Err(Error::ConfigInvalid {
@@ -253,6 +317,13 @@ impl Loaded {
         match &self.config.key_file {
             Some(k) => self.resolve(k),
             None => self.state_dir().join("mamori.key"),
+        }
+    }
+
+    pub fn quarantine_dir(&self) -> PathBuf {
+        match &self.config.response.quarantine_dir {
+            Some(q) => self.resolve(q),
+            None => self.state_dir().join("quarantine"),
         }
     }
 

@@ -48,7 +48,7 @@ pub struct CheckOutcome {
 
 /// What the walk saw that differs from the baseline.
 #[derive(Debug)]
-enum Obs {
+pub(crate) enum Obs {
     Added {
         new: BaselineEntry,
         content: Option<Vec<u8>>,
@@ -89,7 +89,7 @@ fn meta_differs(a: &BaselineEntry, b: &BaselineEntry) -> bool {
 }
 
 /// Look at one walked item against the baseline entry (if any).
-fn observe(
+pub(crate) fn observe(
     rules: &RootRules,
     root_key: &str,
     item: &walk::Item<'_>,
@@ -219,7 +219,7 @@ fn observe(
 /// diffs. Entries of roots no longer configured are left alone.
 pub fn check(
     roots: &[Arc<RootRules>],
-    baseline: Vec<BaselineEntry>,
+    baseline: &[BaselineEntry],
     copy: &CopyFn<'_>,
     opts: &CheckOptions<'_>,
     counter: &AtomicU64,
@@ -267,8 +267,14 @@ pub fn check(
             .collect();
         out.warnings.extend(warnings);
         for o in obs {
-            out.findings
-                .push(finding_for(rules, &root_key, &o, &entries, copy, opts));
+            out.findings.push(finding_for(
+                rules,
+                &root_key,
+                &o,
+                |i| entries[i],
+                copy,
+                opts,
+            ));
         }
         for (i, e) in entries.iter().enumerate() {
             if seen[i].load(Ordering::Relaxed) || e.ftype == FileType::Dir {
@@ -317,11 +323,11 @@ fn base_evidence(old: Option<&BaselineEntry>, new: Option<&BaselineEntry>) -> se
     })
 }
 
-fn finding_for(
+pub(crate) fn finding_for<'e>(
     rules: &RootRules,
     root_key: &str,
     o: &Obs,
-    entries: &[&BaselineEntry],
+    old_of: impl Fn(usize) -> &'e BaselineEntry,
     copy: &CopyFn<'_>,
     opts: &CheckOptions<'_>,
 ) -> Finding {
@@ -400,7 +406,7 @@ fn finding_for(
             meta_changed,
             content,
         } => {
-            let old = entries[*idx];
+            let old = old_of(*idx);
             let p = display(&new.path);
             let rel = Path::new(std::ffi::OsStr::from_bytes(&new.path));
             let code = is_code(rel);
@@ -526,7 +532,7 @@ fn finding_for(
     }
 }
 
-fn deleted(e: &BaselineEntry, _rules: &RootRules, opts: &CheckOptions<'_>) -> Finding {
+pub(crate) fn deleted(e: &BaselineEntry, _rules: &RootRules, opts: &CheckOptions<'_>) -> Finding {
     let p = display(&e.path);
     let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
     let sev = if e.is_critical() {
@@ -601,7 +607,7 @@ mod tests {
         };
         check(
             std::slice::from_ref(rules),
-            base,
+            &base,
             &|_, _| None,
             &opts,
             &AtomicU64::new(0),

@@ -21,5 +21,6 @@ pub mod hash;
 pub mod placement;
 pub mod rules;
 pub mod walk;
+pub mod watch;
 
 pub use error::{InternalError, Warning};

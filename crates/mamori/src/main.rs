@@ -41,6 +41,9 @@ pub enum Command {
     Baseline(cmd::baseline::BaselineArgs),
     /// Compare the shop's files with the baseline (and verify the store's integrity).
     Check(cmd::check::CheckArgs),
+    /// Watch the shop in real time: findings within milliseconds, restore or deny for
+    /// altered payment code.
+    Watch(cmd::watch::WatchArgs),
     /// Replay the founding incident on a built-in demo shop and show what mamori reports.
     Demo(cmd::demo::DemoArgs),
     /// Show findings stored in the event log.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(&ctx, a),
         Command::Events(a) => cmd::events::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
+        Command::Watch(a) => cmd::watch::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -100,7 +100,7 @@ fn compare_with(
     let counter = std::sync::atomic::AtomicU64::new(0);
     let msg = tr!(ctx.lang, "checking", "検査中");
     let out = crate::progress::with_counter(ctx.quiet, &msg, &counter, || {
-        check::check(&rules, base.entries, &copy, &opts, &counter)
+        check::check(&rules, &base.entries, &copy, &opts, &counter)
     });
     super::print_warnings(ctx, &out.warnings);
     findings.extend(out.findings);

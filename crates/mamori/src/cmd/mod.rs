@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod events;
 pub mod init;
+pub mod watch;
 
 /// An error whose text is already localized and complete (printed as is).
 #[derive(Debug)]

@@ -1,0 +1,269 @@
+//! The state of a running watch: the baseline per root, what was already reported, and
+//! the per-path examination shared by events and sweeps.
+
+use super::{Event, EventKind};
+use crate::check::{self, CheckOptions, CopyFn, Obs};
+use crate::error::Warning;
+use crate::rules::RootRules;
+use crate::walk::Item;
+use mamori_core::Finding;
+use mamori_core::store::BaselineEntry;
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+struct RootState {
+    rules: Arc<RootRules>,
+    key: String,
+    entries: Vec<BaselineEntry>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+/// The last report per path: what state it described, and when.
+struct Reported {
+    fingerprint: String,
+    at: Instant,
+}
+
+pub struct Engine {
+    roots: Vec<RootState>,
+    reported: HashMap<(usize, Vec<u8>), Reported>,
+    /// The same changed state is not reported again; a path that keeps changing is
+    /// reported at most once per this interval.
+    pub repeat_after: Duration,
+}
+
+/// A finding with what the responder needs to act on it.
+pub struct Detected {
+    pub finding: Finding,
+    pub root: usize,
+    /// The baseline entry of a modified or deleted path.
+    pub entry: Option<BaselineEntry>,
+    pub abs: std::path::PathBuf,
+}
+
+fn fingerprint(f: &Finding) -> String {
+    let n = &f.evidence["new"];
+    format!(
+        "{}|{}|{}|{}|{}|{}",
+        f.kind, n["blake3"], n["mode"], n["uid"], n["gid"], n["link"]
+    )
+}
+
+impl Engine {
+    pub fn new(rules: &[Arc<RootRules>], baseline: Vec<BaselineEntry>) -> Engine {
+        let mut roots: Vec<RootState> = rules
+            .iter()
+            .map(|r| RootState {
+                key: r.key(),
+                rules: Arc::clone(r),
+                entries: Vec::new(),
+                index: HashMap::new(),
+            })
+            .collect();
+        for e in baseline {
+            if let Some(r) = roots.iter_mut().find(|r| r.key == e.root) {
+                r.index.insert(e.path.clone(), r.entries.len());
+                r.entries.push(e);
+            }
+        }
+        Engine {
+            roots,
+            reported: HashMap::new(),
+            repeat_after: Duration::from_secs(60),
+        }
+    }
+
+    pub fn entries(&self) -> usize {
+        self.roots.iter().map(|r| r.entries.len()).sum()
+    }
+
+    pub fn root_rules(&self, i: usize) -> &Arc<RootRules> {
+        &self.roots[i].rules
+    }
+
+    /// The baseline entry of `abs`, if it is under a root and baselined.
+    pub fn entry_of(&self, abs: &Path) -> Option<(usize, &BaselineEntry)> {
+        let (i, r) = self.root_of(abs)?;
+        let rel = abs.strip_prefix(&r.rules.root).ok()?;
+        let idx = *r.index.get(rel.as_os_str().as_bytes())?;
+        Some((i, &r.entries[idx]))
+    }
+
+    fn root_of(&self, abs: &Path) -> Option<(usize, &RootState)> {
+        self.roots
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| abs.starts_with(&r.rules.root))
+            .max_by_key(|(_, r)| r.rules.root.as_os_str().len())
+    }
+
+    /// Whether an event path is worth examining at all (inside a root, not ignored).
+    pub fn relevant(&self, abs: &Path) -> bool {
+        let Some((_, r)) = self.root_of(abs) else {
+            return false;
+        };
+        let Ok(rel) = abs.strip_prefix(&r.rules.root) else {
+            return false;
+        };
+        !(r.rules.is_ignored(rel, false) && r.rules.is_ignored(rel, true))
+    }
+
+    /// Examine one path after an event.
+    pub fn on_event(
+        &mut self,
+        ev: &Event,
+        copy: &CopyFn<'_>,
+        opts: &CheckOptions<'_>,
+    ) -> Result<Option<Detected>, Warning> {
+        if ev.kind == EventKind::Overflow {
+            return Ok(None);
+        }
+        let Some((ri, _)) = self.root_of(&ev.path) else {
+            return Ok(None);
+        };
+        let r = &self.roots[ri];
+        let Ok(rel) = ev.path.strip_prefix(&r.rules.root) else {
+            return Ok(None);
+        };
+        let rel_b = rel.as_os_str().as_bytes().to_vec();
+        let base = r.index.get(&rel_b).map(|&i| (i, &r.entries[i]));
+        let meta = match std::fs::symlink_metadata(&ev.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Some((_, old)) = base else {
+                    return Ok(None);
+                };
+                if old.ftype == mamori_core::store::FileType::Dir || r.rules.is_ignored(rel, false)
+                {
+                    return Ok(None);
+                }
+                let f = check::deleted(old, &r.rules, opts);
+                let entry = Some(old.clone());
+                return Ok(self.dedupe(ri, rel_b, f, entry, ev));
+            }
+            Err(e) => {
+                return Err(Warning {
+                    path: rel.to_string_lossy().into_owned(),
+                    kind: crate::error::WarnKind::Unreadable(e.to_string()),
+                });
+            }
+        };
+        if r.rules.is_ignored(rel, meta.is_dir()) {
+            return Ok(None);
+        }
+        let item = Item {
+            rel,
+            abs: &ev.path,
+            meta,
+        };
+        let (a, b) = (AtomicU64::new(0), AtomicU64::new(0));
+        let obs = check::observe(&r.rules, &r.key, &item, base, opts, &a, &b)?;
+        let Some(obs) = obs else {
+            // Back to the known-good state: forget earlier reports of this path.
+            self.reported.remove(&(ri, rel_b));
+            return Ok(None);
+        };
+        let entry = match &obs {
+            Obs::Changed { idx, .. } => Some(r.entries[*idx].clone()),
+            Obs::Added { .. } => None,
+        };
+        let f = check::finding_for(&r.rules, &r.key, &obs, |i| &r.entries[i], copy, opts);
+        Ok(self.dedupe(ri, rel_b, f, entry, ev))
+    }
+
+    fn dedupe(
+        &mut self,
+        ri: usize,
+        rel: Vec<u8>,
+        mut f: Finding,
+        entry: Option<BaselineEntry>,
+        ev: &Event,
+    ) -> Option<Detected> {
+        let fp = fingerprint(&f);
+        let now = Instant::now();
+        let key = (ri, rel);
+        if let Some(prev) = self.reported.get(&key)
+            && (prev.fingerprint == fp || now.duration_since(prev.at) < self.repeat_after)
+        {
+            return None;
+        }
+        self.reported.insert(
+            key,
+            Reported {
+                fingerprint: fp,
+                at: now,
+            },
+        );
+        if let Some(pid) = ev.pid {
+            f.evidence["writer"] = super::process_info(pid);
+        }
+        Some(Detected {
+            finding: f,
+            root: ri,
+            entry,
+            abs: ev.path.clone(),
+        })
+    }
+
+    /// A full sweep of every root (start-up, overflow, polling). Findings already
+    /// reported in the same state are not repeated; `late` marks them as found by a
+    /// sweep rather than by an event.
+    pub fn sweep(
+        &mut self,
+        copy: &CopyFn<'_>,
+        opts: &CheckOptions<'_>,
+        late: bool,
+    ) -> (Vec<Detected>, Vec<Warning>) {
+        let rules: Vec<Arc<RootRules>> = self.roots.iter().map(|r| Arc::clone(&r.rules)).collect();
+        let all: Vec<BaselineEntry> = self
+            .roots
+            .iter()
+            .flat_map(|r| r.entries.iter().cloned())
+            .collect();
+        let out = check::check(&rules, &all, copy, opts, &AtomicU64::new(0));
+        let mut det = Vec::new();
+        for mut f in out.findings {
+            let Some(path) = f.path.clone() else { continue };
+            let Some(ri) = self
+                .roots
+                .iter()
+                .position(|r| Some(&r.key) == f.root.as_ref())
+            else {
+                continue;
+            };
+            if late {
+                f.evidence["late"] = serde_json::json!(true);
+            }
+            let abs = self.roots[ri].rules.root.join(&path);
+            let rel = abs
+                .strip_prefix(&self.roots[ri].rules.root)
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default();
+            let entry = self.roots[ri]
+                .index
+                .get(&rel)
+                .map(|&i| self.roots[ri].entries[i].clone());
+            let ev = Event {
+                path: abs,
+                kind: EventKind::Changed,
+                pid: None,
+            };
+            if let Some(d) = self.dedupe(ri, rel, f, entry, &ev) {
+                det.push(d);
+            }
+        }
+        (det, out.warnings)
+    }
+
+    /// After a restore: the path is known-good again.
+    pub fn forget(&mut self, root: usize, abs: &Path) {
+        if let Ok(rel) = abs.strip_prefix(&self.roots[root].rules.root) {
+            self.reported
+                .remove(&(root, rel.as_os_str().as_bytes().to_vec()));
+        }
+    }
+}

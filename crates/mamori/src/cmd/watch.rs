@@ -1,0 +1,468 @@
+//! `mamori watch`: the daemon. Kernel events → findings in milliseconds → responses.
+
+use crate::ctx::Ctx;
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use mamori_core::config::{Loaded, Response};
+use mamori_core::store::{ChainStatus, Store};
+use mamori_core::{Finding, Kind, Severity, tr};
+use mamori_internal::check::{self, CheckOptions};
+use mamori_internal::watch::engine::{Detected, Engine};
+use mamori_internal::watch::{Event, EventKind, Source, deny, fan, ino, respond};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Mode {
+    /// fanotify if permitted, else inotify, else polling.
+    Auto,
+    Fanotify,
+    Inotify,
+    Poll,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Event source.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: Mode,
+    /// Override `response.critical` for this run: alert, restore or deny.
+    #[arg(long, value_name = "RESPONSE")]
+    pub response: Option<ResponseArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ResponseArg {
+    Alert,
+    Restore,
+    Deny,
+}
+
+struct Daemon<'a> {
+    ctx: &'a Ctx,
+    loaded: &'a Loaded,
+    store: Store,
+    engine: Engine,
+    responder: Option<respond::Responder>,
+    critical_response: Response,
+    host: String,
+}
+
+impl Daemon<'_> {
+    fn emit(&mut self, findings: &[Finding]) {
+        if findings.is_empty() {
+            return;
+        }
+        {
+            let mut out = std::io::stdout().lock();
+            for f in findings {
+                let line = if self.ctx.json {
+                    f.to_json_line()
+                } else {
+                    format!(
+                        "{}  {:<8}  {:<16}  {}",
+                        f.detected_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                        f.severity.label(self.ctx.lang),
+                        f.kind.as_str(),
+                        mamori_core::pan::mask_pans(&f.summary)
+                    )
+                };
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = out.flush();
+        }
+        if let Err(e) = self.store.append_findings(findings) {
+            self.ctx.warn(&e.localized(self.ctx.lang));
+        }
+    }
+
+    fn copy(&self, root: &str, path: &[u8]) -> Option<Vec<u8>> {
+        let (codec, data) = self.store.baseline_copy(root, path).ok()??;
+        check::decode_copy(&codec, &data, self.loaded.config.baseline.max_copy_size)
+    }
+
+    /// Report a detection, then respond to it.
+    fn handle(&mut self, d: Detected) {
+        let mut batch = vec![d.finding.clone()];
+        let critical = d.entry.as_ref().is_some_and(|e| e.is_critical());
+        let act = matches!(d.finding.kind, Kind::FileModified | Kind::FileDeleted)
+            && critical
+            && self.critical_response == Response::Restore;
+        if act
+            && self.responder.is_some()
+            && let Some(entry) = &d.entry
+        {
+            // Print the detection before acting, so the operator sees it first.
+            self.emit(&batch);
+            batch.clear();
+            let good = self.copy(&entry.root, &entry.path);
+            let rel = d.finding.path.clone().unwrap_or_default();
+            let Some(r) = &self.responder else { return };
+            match r.restore(&d.abs, &rel, entry, good) {
+                Ok(fs) => {
+                    batch.extend(fs);
+                    self.engine.forget(d.root, &d.abs);
+                }
+                Err(e) => {
+                    let lang = self.ctx.lang;
+                    self.ctx.warn(&tr!(
+                        lang,
+                        "could not restore {rel}: {e}",
+                        "{rel} を復元できませんでした: {e}"
+                    ));
+                }
+            }
+        }
+        self.emit(&batch);
+    }
+
+    fn opts(&self) -> (String, mamori_core::config::BaselineConfig) {
+        (self.host.clone(), self.loaded.config.baseline.clone())
+    }
+
+    fn sweep(&mut self, late: bool) {
+        let (host, cfg) = self.opts();
+        let opts = CheckOptions {
+            cfg: &cfg,
+            full: false,
+            host: &host,
+            lang: self.ctx.lang,
+            diff_lines: 200,
+        };
+        let store = &self.store;
+        let max_copy = cfg.max_copy_size;
+        let copy = |root: &str, path: &[u8]| -> Option<Vec<u8>> {
+            let (codec, data) = store.baseline_copy(root, path).ok()??;
+            check::decode_copy(&codec, &data, max_copy)
+        };
+        let (det, warnings) = self.engine.sweep(&copy, &opts, late);
+        super::print_warnings(self.ctx, &warnings);
+        for d in det {
+            self.handle(d);
+        }
+    }
+
+    fn on_event(&mut self, ev: &Event) {
+        let (host, cfg) = self.opts();
+        let opts = CheckOptions {
+            cfg: &cfg,
+            full: false,
+            host: &host,
+            lang: self.ctx.lang,
+            diff_lines: 200,
+        };
+        let store = &self.store;
+        let max_copy = cfg.max_copy_size;
+        let copy = |root: &str, path: &[u8]| -> Option<Vec<u8>> {
+            let (codec, data) = store.baseline_copy(root, path).ok()??;
+            check::decode_copy(&codec, &data, max_copy)
+        };
+        match self.engine.on_event(ev, &copy, &opts) {
+            Ok(Some(d)) => self.handle(d),
+            Ok(None) => {}
+            Err(w) => self.ctx.warn(&w.localized(self.ctx.lang)),
+        }
+    }
+}
+
+/// Tell systemd we are ready (Type=notify), if it is listening.
+fn sd_notify_ready() {
+    let Some(sock) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let mut path = sock.to_string_lossy().into_owned();
+    if let Some(stripped) = path.strip_prefix('@') {
+        path = format!("\0{stripped}");
+    }
+    if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = s.send_to(b"READY=1", &path);
+    }
+}
+
+pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
+    let lang = ctx.lang;
+    let loaded = ctx.config()?;
+    let rules = super::check::root_rules(loaded, lang)?;
+    let store = crate::ctx::open_store(&loaded.db_path(), &loaded.key_file())?;
+    let Some(base) = store.baseline_load()? else {
+        return Err(mamori_core::Error::NoBaseline {
+            state: loaded.state_dir(),
+        }
+        .into());
+    };
+    let host = loaded.host();
+    let mut critical_response = match a.response {
+        Some(ResponseArg::Alert) => Response::Alert,
+        Some(ResponseArg::Restore) => Response::Restore,
+        Some(ResponseArg::Deny) => Response::Deny,
+        None => loaded.config.response.critical,
+    };
+    let mut startup = Vec::new();
+    if let Some(reason) = &base.tampered {
+        startup.push(
+            Finding::new(
+                Kind::BaselineTampered,
+                Severity::Critical,
+                chrono::Utc::now(),
+                &host,
+                tr!(
+                    lang,
+                    "the signed baseline failed its integrity check ({reason}); restore and deny are off until it is rebuilt",
+                    "署名付きベースラインの完全性検査に失敗しました ({reason})。再作成するまで復元と拒否は停止します"
+                ),
+            )
+            .with_evidence(json!({"what": "baseline", "reason": reason})),
+        );
+        critical_response = Response::Alert;
+    }
+    if let ChainStatus::Broken { reason, .. } = store.verify_events()? {
+        startup.push(
+            Finding::new(
+                Kind::BaselineTampered,
+                Severity::Critical,
+                chrono::Utc::now(),
+                &host,
+                tr!(
+                    lang,
+                    "the event log failed its hash-chain check ({reason})",
+                    "イベントログのハッシュチェーン検査に失敗しました ({reason})"
+                ),
+            )
+            .with_evidence(json!({"what": "event_log", "reason": reason})),
+        );
+    }
+    let guarded: deny::Guarded = base
+        .entries
+        .iter()
+        .filter(|e| e.is_critical() && e.blake3.is_some())
+        .filter_map(|e| {
+            let r = rules.iter().find(|r| r.key() == e.root)?;
+            Some((
+                r.root
+                    .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.path)),
+                e.blake3?,
+            ))
+        })
+        .collect();
+    let engine = Engine::new(&rules, base.entries);
+    let roots: Vec<PathBuf> = rules.iter().map(|r| r.root.clone()).collect();
+
+    // Choose the event source and say why.
+    let mut source: Option<Box<dyn Source>> = None;
+    let mut why = String::new();
+    if matches!(a.mode, Mode::Auto | Mode::Fanotify) {
+        match fan::Fanotify::new(&roots) {
+            Ok(f) => source = Some(Box::new(f)),
+            Err(e) => {
+                if a.mode == Mode::Fanotify {
+                    anyhow::bail!(super::UserError(tr!(
+                        lang,
+                        "fanotify is not available ({e}); it needs root (CAP_SYS_ADMIN) and Linux 5.9+; use --mode inotify",
+                        "fanotify を使えません ({e})。root (CAP_SYS_ADMIN) と Linux 5.9 以降が必要です。--mode inotify を使ってください"
+                    )));
+                }
+                why = e.to_string();
+            }
+        }
+    }
+    if source.is_none() && matches!(a.mode, Mode::Auto | Mode::Inotify) {
+        match ino::Inotify::new(&rules) {
+            Ok(i) => {
+                if let Some(d) = &i.degraded {
+                    ctx.warn(d);
+                }
+                source = Some(Box::new(i));
+            }
+            Err(e) => why = format!("{why}; inotify: {e}"),
+        }
+    }
+    let mode_name = source.as_ref().map(|s| s.name()).unwrap_or("poll");
+    let sweep_every = Duration::from_secs(loaded.config.watch.sweep_interval.max(1));
+    let msg = match mode_name {
+        "fanotify" => tr!(
+            lang,
+            "watching {} root(s) with fanotify (whole-filesystem marks; the writing process is reported)",
+            "fanotify で {} 個のルートを監視します (ファイルシステム全体、書き込んだプロセスも報告)",
+            roots.len()
+        ),
+        "inotify" => tr!(
+            lang,
+            "watching {} root(s) with inotify (fanotify not permitted: {why}); writers cannot be named in this mode",
+            "inotify で {} 個のルートを監視します (fanotify は使えません: {why})。このモードでは書き込んだプロセスは分かりません",
+            roots.len()
+        ),
+        _ => tr!(
+            lang,
+            "watching {} root(s) by polling every {} s (no kernel events: {why})",
+            "{} 個のルートを {} 秒ごとの走査で監視します (カーネル通知なし: {why})",
+            roots.len(),
+            sweep_every.as_secs()
+        ),
+    };
+    ctx.note(&msg);
+
+    let (deny_tx, deny_rx) = crossbeam_channel::bounded::<deny::Denied>(1024);
+    if critical_response == Response::Deny {
+        let private = vec![loaded.state_dir(), loaded.quarantine_dir()];
+        match deny::start(guarded, &private, loaded.config.baseline.max_hash_size, deny_tx) {
+            Ok(g) => ctx.note(&tr!(
+                lang,
+                "deny: opening a critical file whose content differs from the baseline is refused ({} directories guarded)",
+                "拒否モード: ベースラインと内容が異なる重要ファイルを開くことを拒否します ({} ディレクトリを保護)",
+                g.marked_dirs
+            )),
+            Err(e) => {
+                ctx.warn(&tr!(
+                    lang,
+                    "deny mode unavailable ({e}); falling back to restore",
+                    "拒否モードを使えません ({e})。復元モードにします"
+                ));
+                critical_response = Response::Restore;
+            }
+        }
+    }
+
+    let responder = (critical_response == Response::Restore).then(|| respond::Responder {
+        quarantine: loaded.quarantine_dir(),
+        php_reload: loaded.config.response.php_reload.clone(),
+        host: host.clone(),
+        lang,
+    });
+    let mut d = Daemon {
+        ctx,
+        loaded,
+        store,
+        engine,
+        responder,
+        critical_response,
+        host,
+    };
+    d.emit(&startup);
+    // Whatever changed while mamori was not running is reported now (late).
+    d.sweep(true);
+    sd_notify_ready();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let me = std::process::id() as i32;
+    let mut events = Vec::new();
+    let mut pending: HashMap<PathBuf, (Instant, Option<i32>)> = HashMap::new();
+    let mut last_sweep = Instant::now();
+    let mut denied_at: HashMap<PathBuf, Instant> = HashMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        let timeout_ms: u16 = if pending.is_empty() { 250 } else { 20 };
+        if let Some(src) = source.as_mut() {
+            // SAFETY: the fd lives as long as `src`.
+            let bfd = unsafe { BorrowedFd::borrow_raw(src.raw_fd()) };
+            let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
+            match nix::poll::poll(&mut fds, timeout_ms) {
+                Ok(n) if n > 0 => {
+                    events.clear();
+                    if let Err(e) = src.read(&mut events) {
+                        ctx.warn(&e.to_string());
+                    }
+                }
+                Ok(_) => events.clear(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(std::io::Error::from(e).into()),
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(timeout_ms.into()));
+            events.clear();
+        }
+        let mut overflow = false;
+        // Coalesce: the last event per path in this batch decides; writes still open wait.
+        let mut batch: Vec<(PathBuf, EventKind, Option<i32>)> = Vec::new();
+        for ev in events.drain(..) {
+            if ev.kind == EventKind::Overflow {
+                overflow = true;
+                continue;
+            }
+            if ev.pid == Some(me) || !d.engine.relevant(&ev.path) {
+                continue;
+            }
+            if ev.kind == EventKind::Modified {
+                pending
+                    .entry(ev.path)
+                    .or_insert((Instant::now() + Duration::from_millis(200), ev.pid));
+                continue;
+            }
+            pending.remove(&ev.path);
+            if let Some(b) = batch.iter_mut().find(|b| b.0 == ev.path) {
+                b.1 = ev.kind;
+                b.2 = ev.pid.or(b.2);
+            } else {
+                batch.push((ev.path, ev.kind, ev.pid));
+            }
+        }
+        let now = Instant::now();
+        let due: Vec<PathBuf> = pending
+            .iter()
+            .filter(|(_, (t, _))| *t <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            if let Some((_, pid)) = pending.remove(&p) {
+                batch.push((p, EventKind::Changed, pid));
+            }
+        }
+        for (path, kind, pid) in batch {
+            d.on_event(&Event { path, kind, pid });
+        }
+        while let Ok(den) = deny_rx.try_recv() {
+            let fresh = denied_at
+                .get(&den.path)
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(60));
+            if !fresh {
+                continue;
+            }
+            denied_at.insert(den.path.clone(), Instant::now());
+            let rel = roots
+                .iter()
+                .find_map(|r| den.path.strip_prefix(r).ok())
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| den.path.to_string_lossy().into_owned());
+            let f = Finding::new(
+                Kind::FileDenied,
+                Severity::Critical,
+                chrono::Utc::now(),
+                &d.host,
+                tr!(
+                    lang,
+                    "refused to open {rel}: its content differs from the signed baseline (the shop fails closed instead of running altered payment code)",
+                    "{rel} を開くことを拒否しました: 署名付きベースラインと内容が異なります (改ざんされた決済コードを動かさず、安全側で停止しています)"
+                ),
+            )
+            .with_path(rel)
+            .with_checklist(&["20-1.1", "pci:11.5.2"])
+            .with_evidence(json!({ "opener": mamori_internal::watch::process_info(den.pid) }));
+            d.emit(&[f]);
+        }
+        if overflow {
+            ctx.warn(&tr!(
+                lang,
+                "the kernel event queue overflowed; sweeping the whole tree so nothing is missed",
+                "カーネルのイベントキューがあふれました。見落としがないよう全体を走査します"
+            ));
+            d.sweep(true);
+            last_sweep = Instant::now();
+        } else if last_sweep.elapsed() >= sweep_every {
+            d.sweep(source.is_some());
+            last_sweep = Instant::now();
+        }
+    }
+    ctx.note(&tr!(
+        lang,
+        "mamori watch stopped",
+        "mamori watch を停止しました"
+    ));
+    Ok(0)
+}

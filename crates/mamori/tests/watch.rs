@@ -1,0 +1,292 @@
+//! End-to-end: `mamori watch` against the live incident replay (a PHP checkout under
+//! `php -S`, tampered mid-run with its mtime put back), restarts, and non-root mode.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn have(cmd: &str) -> bool {
+    Command::new(cmd).arg("--version").output().is_ok()
+}
+
+/// Skip (or fail under CI) when a prerequisite is missing.
+fn need(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run this test, but {what}");
+    }
+    eprintln!("skipped: {what}");
+    false
+}
+
+fn replay(dir: &std::path::Path, response: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let kit = shopsim().expect("kit");
+    let bin = assert_cmd::cargo::cargo_bin("mamori");
+    let cfg = dir.join("m.toml");
+    let out = dir.join("out.jsonl");
+    let guard = format!(
+        "sh -c '{b} --config {c} init --root \"$SHOP_ROOT\" --force >/dev/null 2>&1 && exec {b} --config {c} --json watch --response {response} > {o} 2>{e}'",
+        b = bin.display(),
+        c = cfg.display(),
+        o = out.display(),
+        e = dir.join("err.txt").display(),
+    );
+    let r = Command::new("python3")
+        .arg(&kit)
+        .args([
+            "replay",
+            "--duration",
+            "6",
+            "--tamper-at",
+            "2",
+            "--guard-warmup",
+            "2",
+        ])
+        .arg("--guard-start")
+        .arg(&guard)
+        .env("LANG", "C.UTF-8")
+        .output()
+        .expect("replay runs");
+    assert!(
+        r.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&r.stdout).expect("replay prints JSON");
+    let findings = findings(&std::fs::read(&out).unwrap_or_default());
+    (result, findings)
+}
+
+#[test]
+fn replay_restore_mode_skims_at_most_one_card() {
+    if shopsim().is_none()
+        || !need(
+            have("php"),
+            "php-cli is not installed (apt-get install php-cli)",
+        )
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (r, f) = replay(d.path(), "restore");
+    let after = r["cards_after_tamper"].as_u64().unwrap();
+    let skimmed = r["cards_skimmed"].as_u64().unwrap();
+    assert!(after > 20, "the replay must tamper mid-run: {r}");
+    assert!(
+        skimmed <= 1,
+        "restore mode let {skimmed} of {after} cards be skimmed: {r}"
+    );
+    assert_eq!(r["checkout_errors"], 0, "{r}");
+    let payment = r["payment_module"].as_str().unwrap();
+    let m = f
+        .iter()
+        .find(|x| x["kind"] == "file.modified" && x["path"] == payment)
+        .unwrap_or_else(|| panic!("no file.modified for {payment}: {f:?}"));
+    assert_eq!(m["severity"], "critical");
+    assert!(
+        f.iter()
+            .any(|x| x["kind"] == "file.restored" && x["path"] == payment),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|x| x["kind"] == "file.quarantined"), "{f:?}");
+    if is_root() {
+        // fanotify names the writer: the replay's python process.
+        let exe = m["evidence"]["writer"]["exe"].as_str().unwrap_or("");
+        assert!(exe.contains("python"), "writer: {}", m["evidence"]);
+    }
+}
+
+#[test]
+fn replay_deny_mode_fails_closed() {
+    if shopsim().is_none()
+        || !need(
+            have("php"),
+            "php-cli is not installed (apt-get install php-cli)",
+        )
+        || !need(
+            is_root(),
+            "deny mode needs root (fanotify permission events)",
+        )
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (r, f) = replay(d.path(), "deny");
+    let after = r["cards_after_tamper"].as_u64().unwrap();
+    assert!(after > 20, "{r}");
+    assert_eq!(r["cards_skimmed"], 0, "deny mode must skim nothing: {r}");
+    // Every checkout after the tamper fails closed (one may straddle the tamper).
+    let errors = r["checkout_errors"].as_u64().unwrap();
+    assert!(
+        errors + 1 >= after,
+        "{errors} errors for {after} checkouts after the tamper: {r}"
+    );
+    assert!(f.iter().any(|x| x["kind"] == "file.denied"), "{f:?}");
+}
+
+/// A running `mamori watch` whose stdout lines we can wait for.
+struct Watch {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watch {
+    fn start(mut cmd: Command) -> (Watch, String) {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start watch");
+        let stderr = child.stderr.take().unwrap();
+        let mut banner = String::new();
+        let mut r = BufReader::new(stderr);
+        r.read_line(&mut banner).unwrap();
+        std::thread::spawn(move || for _ in r.lines() {});
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        // Give the start-up sweep a moment; findings arriving later are awaited below.
+        std::thread::sleep(Duration::from_millis(300));
+        (Watch { child, lines: rx }, banner)
+    }
+
+    /// Wait (bounded) until findings matching `want` all arrived.
+    fn wait_for(&self, want: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
+            }
+            if want
+                .iter()
+                .all(|(k, p)| got.iter().any(|f| f["kind"] == *k && f["path"] == *p))
+            {
+                return got;
+            }
+        }
+        panic!("timed out waiting for {want:?}; got {got:?}");
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn changes_while_killed_are_reported_after_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let root = tiny_shop(d.path());
+    mamori(d.path())
+        .args(["init", "--root"])
+        .arg(&root)
+        .assert()
+        .success();
+    let watch_cmd = || {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+        c.current_dir(d.path()).env("LANG", "C.UTF-8").args([
+            "--json",
+            "watch",
+            "--response",
+            "alert",
+        ]);
+        c
+    };
+    let (w, _) = Watch::start(watch_cmd());
+    std::fs::write(root.join("vendor/lib/a.php"), "<?php return 'live';\n").unwrap();
+    w.wait_for(&[("file.modified", "vendor/lib/a.php")]);
+    // SIGKILL: no chance to clean up.
+    drop(w);
+    std::fs::write(root.join("vendor/lib/b.php"), "<?php // while down\n").unwrap();
+    std::fs::remove_file(root.join("app/template/default/Shopping/index.twig")).unwrap();
+    let (w, _) = Watch::start(watch_cmd());
+    let got = w.wait_for(&[
+        ("file.added", "vendor/lib/b.php"),
+        ("file.deleted", "app/template/default/Shopping/index.twig"),
+    ]);
+    for f in got.iter().filter(|f| f["path"] == "vendor/lib/b.php") {
+        assert_eq!(
+            f["evidence"]["late"], true,
+            "found by the start-up sweep: {f}"
+        );
+    }
+}
+
+#[test]
+fn non_root_runs_in_inotify_mode() {
+    if !is_root() {
+        // Already unprivileged: run as we are.
+        let d = tempfile::tempdir().unwrap();
+        let root = tiny_shop(d.path());
+        mamori(d.path())
+            .args(["init", "--root"])
+            .arg(&root)
+            .assert()
+            .success();
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+        c.current_dir(d.path())
+            .env("LANG", "C.UTF-8")
+            .args(["--json", "watch"]);
+        let (w, banner) = Watch::start(c);
+        assert!(banner.contains("inotify"), "{banner}");
+        std::fs::write(root.join("vendor/lib/new.php"), "<?php").unwrap();
+        w.wait_for(&[("file.added", "vendor/lib/new.php")]);
+        return;
+    }
+    if !need(have("setpriv"), "setpriv is missing (util-linux)") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let root = tiny_shop(d.path());
+    // Hand the shop to nobody, as a web user would own it.
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.current_dir(d.path())
+            .env("LANG", "C.UTF-8")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(assert_cmd::cargo::cargo_bin("mamori"))
+            .args(args);
+        c
+    };
+    let st = as_nobody(&["init", "--root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let (w, banner) = Watch::start(as_nobody(&["--json", "watch"]));
+    assert!(
+        banner.contains("inotify") && banner.contains("fanotify"),
+        "must say which mode and why: {banner}"
+    );
+    std::fs::create_dir_all(root.join("html/upload/save_image/2026")).unwrap();
+    std::fs::write(root.join("html/upload/save_image/2026/x.php"), "<?php").unwrap();
+    std::fs::write(root.join("vendor/lib/a.php"), "<?php return 3;\n").unwrap();
+    let got = w.wait_for(&[
+        ("file.added", "html/upload/save_image/2026/x.php"),
+        ("file.modified", "vendor/lib/a.php"),
+    ]);
+    let added = got.iter().find(|f| f["kind"] == "file.added").unwrap();
+    assert_eq!(added["severity"], "critical");
+}
