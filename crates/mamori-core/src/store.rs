@@ -378,6 +378,13 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    pub fn meta_delete(&self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     // ---- baseline ------------------------------------------------------------------
 
     /// Replace the whole baseline with `entries` and `copies` (root, path, codec, data),
@@ -456,6 +463,111 @@ impl Store {
         .map_err(se)?;
         tx.commit().map_err(se)?;
         Ok(sig)
+    }
+
+    /// Approve individual changes: upsert `entries` (with their `copies`), remove
+    /// `removed` (root, path) rows and their copies, then re-sign the whole baseline.
+    /// The caller must have verified the current baseline first: this signs what is there.
+    pub fn baseline_update(
+        &mut self,
+        note: &str,
+        entries: &[BaselineEntry],
+        copies: &[(String, Vec<u8>, &str, Vec<u8>)],
+        removed: &[(String, Vec<u8>)],
+    ) -> Result<BaselineSig> {
+        let path = self.path.clone();
+        let se = |e| Error::Store {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self.conn.transaction().map_err(se)?;
+        {
+            let mut del = tx
+                .prepare("DELETE FROM baseline WHERE root = ?1 AND path = ?2")
+                .map_err(se)?;
+            let mut delc = tx
+                .prepare("DELETE FROM baseline_copy WHERE root = ?1 AND path = ?2")
+                .map_err(se)?;
+            for (root, p) in removed.iter().chain(
+                entries
+                    .iter()
+                    .map(|e| (e.root.clone(), e.path.clone()))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            ) {
+                del.execute(params![root, p]).map_err(se)?;
+                delc.execute(params![root, p]).map_err(se)?;
+            }
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO baseline (root, path, ftype, size, mode, uid, gid, mtime_ns,
+                     ctime_ns, ino, dev, blake3, sha256, flags, link)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+                )
+                .map_err(se)?;
+            for e in entries {
+                ins.execute(params![
+                    e.root,
+                    e.path,
+                    e.ftype as u8 as i64,
+                    e.size as i64,
+                    e.mode as i64,
+                    e.uid as i64,
+                    e.gid as i64,
+                    e.mtime_ns,
+                    e.ctime_ns,
+                    e.ino as i64,
+                    e.dev as i64,
+                    e.blake3.as_ref().map(|h| &h[..]),
+                    e.sha256.as_ref().map(|h| &h[..]),
+                    e.flags as i64,
+                    e.link,
+                ])
+                .map_err(se)?;
+            }
+            let mut cp = tx
+                .prepare("INSERT INTO baseline_copy (root, path, codec, data) VALUES (?1,?2,?3,?4)")
+                .map_err(se)?;
+            for (root, p, codec, data) in copies {
+                cp.execute(params![root, p, codec, data]).map_err(se)?;
+            }
+        }
+        let generation: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(generation), 0) + 1 FROM baseline_sig",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(se)?;
+        let count: i64 = tx
+            .query_row("SELECT COUNT(*) FROM baseline", [], |r| r.get(0))
+            .map_err(se)?;
+        let sig = BaselineSig {
+            generation,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            note: note.to_string(),
+            entries: count,
+        };
+        let mac = Self::baseline_mac_tx(&self.key, &tx, &sig).map_err(se)?;
+        tx.execute(
+            "UPDATE baseline_sig SET generation = ?1, created_at = ?2, note = ?3, entries = ?4,
+             mac = ?5 WHERE id = 1",
+            params![sig.generation, sig.created_at, sig.note, sig.entries, mac],
+        )
+        .map_err(se)?;
+        tx.commit().map_err(se)?;
+        Ok(sig)
+    }
+
+    /// The current baseline generation (0 if none): cheap, for daemons to notice changes.
+    pub fn baseline_generation(&self) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(generation), 0) FROM baseline_sig",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<BaselineEntry> {
@@ -806,6 +918,29 @@ mod tests {
             .execute("DELETE FROM baseline WHERE path = X'622E706870'", [])
             .unwrap();
         assert!(s.baseline_load().unwrap().unwrap().tampered.is_some());
+    }
+
+    #[test]
+    fn update_resigns() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path());
+        s.baseline_replace("init", &[entry("a"), entry("b")], &[])
+            .unwrap();
+        let mut a2 = entry("a");
+        a2.size = 99;
+        let sig = s
+            .baseline_update(
+                "approve a",
+                &[a2.clone(), entry("c")],
+                &[],
+                &[("/srv/shop".into(), b"b".to_vec())],
+            )
+            .unwrap();
+        assert_eq!(sig.generation, 2);
+        assert_eq!(s.baseline_generation().unwrap(), 2);
+        let b = s.baseline_load().unwrap().unwrap();
+        assert!(b.tampered.is_none());
+        assert_eq!(b.entries, vec![a2, entry("c")]);
     }
 
     #[test]

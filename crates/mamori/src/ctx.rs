@@ -58,7 +58,6 @@ impl Ctx {
     }
 
     /// The config if there is one (commands that work without).
-    #[allow(dead_code)] // for the log and egress commands
     pub fn config_opt(&self) -> Option<&Loaded> {
         self.loaded.as_ref()
     }
@@ -139,4 +138,79 @@ pub fn report_error(lang: Lang, e: &anyhow::Error) -> ExitCode {
         msg.replace('\n', " ")
     );
     ExitCode::from(2)
+}
+
+/// The `[alert]` section, with relative paths resolved against the config's directory.
+pub fn alert_config(lang: Lang, loaded: &Loaded) -> Result<Option<mamori_alert::AlertConfig>> {
+    let Some(table) = loaded.config.alert.clone() else {
+        return Ok(None);
+    };
+    let mut cfg: mamori_alert::AlertConfig = table.try_into().map_err(|e: toml::de::Error| {
+        crate::cmd::UserError(tr!(
+            lang,
+            "{}: [alert]: {}; see docs/alerts.md",
+            "{}: [alert] の設定が不正です: {}。docs/alerts.md を参照してください",
+            loaded.path.display(),
+            e.message().trim()
+        ))
+    })?;
+    use mamori_alert::SinkConfig;
+    for s in &mut cfg.sinks {
+        match s {
+            SinkConfig::Jsonl(j) => j.path = loaded.resolve(&j.path),
+            SinkConfig::Email(m) => {
+                m.password_file = m.password_file.as_ref().map(|p| loaded.resolve(p));
+                m.ca_file = m.ca_file.as_ref().map(|p| loaded.resolve(p));
+            }
+            SinkConfig::Webhook(w) => {
+                for p in w.header_files.values_mut() {
+                    *p = loaded.resolve(p);
+                }
+            }
+            SinkConfig::Syslog(_) => {}
+        }
+    }
+    Ok(Some(cfg))
+}
+
+/// Start the alert dispatcher of `loaded`, if sinks are configured.
+pub fn alerts(lang: Lang, loaded: &Loaded) -> Result<Option<mamori_alert::AlertDispatcher>> {
+    let Some(cfg) = alert_config(lang, loaded)? else {
+        return Ok(None);
+    };
+    if cfg.sinks.is_empty() {
+        return Ok(None);
+    }
+    let d = mamori_alert::AlertDispatcher::new(&cfg, &loaded.host(), lang)
+        .map_err(|e| crate::cmd::UserError(e.localized(lang)))?;
+    Ok(Some(d))
+}
+
+impl Ctx {
+    /// One-shot commands: send findings to the configured sinks and wait (bounded) for
+    /// delivery, so `mamori check` from cron mails what it found.
+    pub fn alert_once(&self, findings: &[Finding]) -> Result<()> {
+        let Some(l) = self.loaded.as_ref() else {
+            return Ok(());
+        };
+        if findings.is_empty() {
+            return Ok(());
+        }
+        if let Some(d) = alerts(self.lang, l)? {
+            for f in findings {
+                d.send(f);
+            }
+            for s in d.shutdown(std::time::Duration::from_secs(20)) {
+                if s.failed > 0 {
+                    let (k, n, e) = (s.key, s.failed, s.last_error.unwrap_or_default());
+                    self.warn(&tr!(
+                        self.lang,
+                        "alert sink {k}: {n} finding(s) not delivered ({e})",
+                        "通知先 {k}: {n} 件を配信できませんでした ({e})"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -39,11 +39,22 @@ pub enum Command {
     Init(cmd::init::InitArgs),
     /// Rebuild the baseline; with changes present, --approve accepts them.
     Baseline(cmd::baseline::BaselineArgs),
+    /// Accept the current state of some files or directories as known-good.
+    Approve(cmd::approve::ApproveArgs),
+    /// Run a release command; what it changes is approved and re-baselined, and a
+    /// running `watch` holds its responses meanwhile.
+    Deploy(cmd::approve::DeployArgs),
     /// Compare the shop's files with the baseline (and verify the store's integrity).
     Check(cmd::check::CheckArgs),
     /// Watch the shop in real time: findings within milliseconds, restore or deny for
     /// altered payment code.
     Watch(cmd::watch::WatchArgs),
+    /// Find attacks in web access logs: per request, brute force, credential stuffing,
+    /// card testing and the slow many-IP campaign; optionally block them.
+    Logs(cmd::logs::LogsArgs),
+    /// Find data leaving the shop in connection logs: new destinations, beacons,
+    /// sends that follow checkouts, volume; print or install an egress allow-list.
+    Egress(cmd::egress::EgressArgs),
     /// Replay the founding incident on a built-in demo shop and show what mamori reports.
     Demo(cmd::demo::DemoArgs),
     /// Show findings stored in the event log.
@@ -68,9 +79,13 @@ fn main() -> ExitCode {
         Command::Init(a) => cmd::init::run(&ctx, a),
         Command::Baseline(a) => cmd::baseline::run(&ctx, a),
         Command::Check(a) => cmd::check::run(&ctx, a),
+        Command::Approve(a) => cmd::approve::approve(&ctx, a),
+        Command::Deploy(a) => cmd::approve::deploy(&ctx, a),
         Command::Events(a) => cmd::events::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
         Command::Watch(a) => cmd::watch::run(&ctx, a),
+        Command::Logs(a) => cmd::logs::run(&ctx, a),
+        Command::Egress(a) => cmd::egress::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

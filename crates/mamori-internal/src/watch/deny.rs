@@ -16,6 +16,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// A refused open, for the daemon to report.
 #[derive(Debug, Clone)]
@@ -26,6 +28,14 @@ pub struct Denied {
 
 /// What the listener guards: absolute path → baseline BLAKE3.
 pub type Guarded = HashMap<PathBuf, [u8; 32]>;
+
+/// Shared with the daemon: the guarded set (replaced after an approval) and a switch
+/// (off during a deploy).
+#[derive(Clone)]
+pub struct DenyState {
+    pub guarded: Arc<RwLock<Guarded>>,
+    pub active: Arc<AtomicBool>,
+}
 
 pub struct DenyGuard {
     pub marked_dirs: usize,
@@ -53,7 +63,7 @@ fn mark(fd: i32, dir: &Path) -> std::io::Result<()> {
 
 /// Start guarding. `private` are mamori's own directories: refused as mark targets.
 pub fn start(
-    guarded: Guarded,
+    state: DenyState,
     private: &[PathBuf],
     max_size: u64,
     on_deny: crossbeam_channel::Sender<Denied>,
@@ -70,7 +80,10 @@ pub fn start(
     }
     // SAFETY: fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut dirs: Vec<PathBuf> = guarded
+    let mut dirs: Vec<PathBuf> = state
+        .guarded
+        .read()
+        .map_err(|_| std::io::Error::other("deny state poisoned"))?
         .keys()
         .filter_map(|p| p.parent().map(Path::to_path_buf))
         .collect();
@@ -90,7 +103,7 @@ pub fn start(
     let me = std::process::id() as i32;
     let thread = std::thread::Builder::new()
         .name("mamori-deny".into())
-        .spawn(move || listen(fd, guarded, me, max_size, on_deny))?;
+        .spawn(move || listen(fd, state, me, max_size, on_deny))?;
     Ok(DenyGuard {
         marked_dirs: marked,
         thread,
@@ -136,7 +149,7 @@ fn verify(file: &mut std::fs::File, want: &[u8; 32], max_size: u64) -> std::io::
 
 fn listen(
     group: OwnedFd,
-    guarded: Guarded,
+    state: DenyState,
     me: i32,
     max_size: u64,
     on_deny: crossbeam_channel::Sender<Denied>,
@@ -170,9 +183,12 @@ fn listen(
             // SAFETY: the kernel handed us this fd; File closes it.
             let mut file = unsafe { std::fs::File::from_raw_fd(m.fd) };
             let mut allow = true;
-            if m.pid != me {
+            if m.pid != me && state.active.load(Ordering::Relaxed) {
                 let path = std::fs::read_link(format!("/proc/self/fd/{}", m.fd)).ok();
-                if let Some(want) = path.as_ref().and_then(|p| guarded.get(p)) {
+                let want = path
+                    .as_ref()
+                    .and_then(|p| state.guarded.read().ok().and_then(|g| g.get(p).copied()));
+                if let Some(want) = want.as_ref() {
                     allow = match file.metadata() {
                         Ok(md) => {
                             let key = (

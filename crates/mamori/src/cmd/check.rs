@@ -120,5 +120,7 @@ pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<u8> {
     let cmp = compare_with(ctx, loaded, base, a.full, a.diff_lines)?;
     // Record first, then print: nothing found is lost if stdout breaks.
     ctx.store()?.append_findings(&cmp.findings)?;
-    ctx.emit(&cmp.findings)
+    let code = ctx.emit(&cmp.findings)?;
+    ctx.alert_once(&cmp.findings)?;
+    Ok(code)
 }

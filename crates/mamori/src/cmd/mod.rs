@@ -1,11 +1,14 @@
 //! One module per subcommand: `XArgs` (clap) and `run(&Ctx, &XArgs) -> Result<u8>`
 //! returning the exit code (0/1); errors become exit 2 in `main`.
 
+pub mod approve;
 pub mod baseline;
 pub mod check;
 pub mod demo;
+pub mod egress;
 pub mod events;
 pub mod init;
+pub mod logs;
 pub mod watch;
 
 /// An error whose text is already localized and complete (printed as is).

@@ -52,6 +52,7 @@ struct Daemon<'a> {
     responder: Option<respond::Responder>,
     critical_response: Response,
     host: String,
+    alerts: Option<mamori_alert::AlertDispatcher>,
 }
 
 impl Daemon<'_> {
@@ -76,6 +77,11 @@ impl Daemon<'_> {
                 let _ = writeln!(out, "{line}");
             }
             let _ = out.flush();
+        }
+        if let Some(a) = &self.alerts {
+            for f in findings {
+                a.send(f);
+            }
         }
         if let Err(e) = self.store.append_findings(findings) {
             self.ctx.warn(&e.localized(self.ctx.lang));
@@ -237,19 +243,25 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             .with_evidence(json!({"what": "event_log", "reason": reason})),
         );
     }
-    let guarded: deny::Guarded = base
-        .entries
-        .iter()
-        .filter(|e| e.is_critical() && e.blake3.is_some())
-        .filter_map(|e| {
-            let r = rules.iter().find(|r| r.key() == e.root)?;
-            Some((
-                r.root
-                    .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.path)),
-                e.blake3?,
-            ))
-        })
-        .collect();
+    let guarded_of = |entries: &[mamori_core::store::BaselineEntry]| -> deny::Guarded {
+        entries
+            .iter()
+            .filter(|e| e.is_critical() && e.blake3.is_some())
+            .filter_map(|e| {
+                let r = rules.iter().find(|r| r.key() == e.root)?;
+                Some((
+                    r.root.join(
+                        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.path),
+                    ),
+                    e.blake3?,
+                ))
+            })
+            .collect()
+    };
+    let deny_state = deny::DenyState {
+        guarded: Arc::new(std::sync::RwLock::new(guarded_of(&base.entries))),
+        active: Arc::new(AtomicBool::new(true)),
+    };
     let engine = Engine::new(&rules, base.entries);
     let roots: Vec<PathBuf> = rules.iter().map(|r| r.root.clone()).collect();
 
@@ -310,7 +322,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     let (deny_tx, deny_rx) = crossbeam_channel::bounded::<deny::Denied>(1024);
     if critical_response == Response::Deny {
         let private = vec![loaded.state_dir(), loaded.quarantine_dir()];
-        match deny::start(guarded, &private, loaded.config.baseline.max_hash_size, deny_tx) {
+        match deny::start(deny_state.clone(), &private, loaded.config.baseline.max_hash_size, deny_tx) {
             Ok(g) => ctx.note(&tr!(
                 lang,
                 "deny: opening a critical file whose content differs from the baseline is refused ({} directories guarded)",
@@ -334,7 +346,9 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         host: host.clone(),
         lang,
     });
+    let alerts = crate::ctx::alerts(lang, loaded)?;
     let mut d = Daemon {
+        alerts,
         ctx,
         loaded,
         store,
@@ -357,7 +371,60 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     let mut pending: HashMap<PathBuf, (Instant, Option<i32>)> = HashMap::new();
     let mut last_sweep = Instant::now();
     let mut denied_at: HashMap<PathBuf, Instant> = HashMap::new();
+    let mut generation = d.store.baseline_generation().unwrap_or(0);
+    let mut deploying = false;
+    let mut last_state_poll = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        // An approval or a deploy changes the baseline: follow it. During a deploy, hold
+        // findings and responses (restoring would revert the release).
+        if last_state_poll.elapsed() >= Duration::from_millis(500) {
+            last_state_poll = Instant::now();
+            let now_deploying = d.store.meta_get("deploy").ok().flatten().is_some();
+            deny_state.active.store(!now_deploying, Ordering::Relaxed);
+            if now_deploying && !deploying {
+                ctx.note(&tr!(
+                    lang,
+                    "deploy in progress: holding findings and responses",
+                    "デプロイ中: 検出と対応を保留します"
+                ));
+            }
+            let g = d.store.baseline_generation().unwrap_or(generation);
+            if !now_deploying && (g != generation || deploying) {
+                if let Ok(Some(b)) = d.store.baseline_load()
+                    && b.tampered.is_none()
+                {
+                    if let Ok(mut g) = deny_state.guarded.write() {
+                        *g = guarded_of(&b.entries);
+                    }
+                    d.engine = Engine::new(&rules, b.entries);
+                    generation = g;
+                    ctx.note(&tr!(
+                        lang,
+                        "baseline {g} loaded",
+                        "ベースライン {g} を読み込みました"
+                    ));
+                }
+                pending.clear();
+                d.sweep(false);
+            }
+            deploying = now_deploying;
+        }
+        if deploying {
+            if let Some(src) = source.as_mut() {
+                events.clear();
+                let bfd = unsafe { BorrowedFd::borrow_raw(src.raw_fd()) };
+                let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
+                if let Ok(n) = nix::poll::poll(&mut fds, 100u16)
+                    && n > 0
+                {
+                    let _ = src.read(&mut events);
+                }
+                events.clear();
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            continue;
+        }
         let timeout_ms: u16 = if pending.is_empty() { 250 } else { 20 };
         if let Some(src) = source.as_mut() {
             // SAFETY: the fd lives as long as `src`.
