@@ -157,6 +157,9 @@ pub struct Config {
     /// The exit layer's settings (see docs/exit.md).
     #[serde(default)]
     pub exit: Option<toml::Table>,
+    /// The posture audit and sealing settings (see docs/posture.md).
+    #[serde(default)]
+    pub posture: Option<toml::Table>,
 }
 
 /// A loaded config and where it came from.

@@ -55,6 +55,17 @@ pub enum Command {
     /// Find data leaving the shop in connection logs: new destinations, beacons,
     /// sends that follow checkouts, volume; print or install an egress allow-list.
     Egress(cmd::egress::EgressArgs),
+    /// Audit the server against the incident's checklist (20-1.1 … 20-1.9) and the
+    /// card-security guideline; a score per checklist item.
+    Audit(cmd::posture::AuditArgs),
+    /// Record a signed attestation for an item no machine can check.
+    Attest(cmd::posture::AttestArgs),
+    /// Make an age key pair for sealing (keep the identity off the server).
+    Keygen,
+    /// Encrypt exports and backups (age format) so stolen copies cannot be read.
+    Seal(cmd::posture::SealArgs),
+    /// Decrypt a sealed file.
+    Unseal(cmd::posture::UnsealArgs),
     /// Replay the founding incident on a built-in demo shop and show what mamori reports.
     Demo(cmd::demo::DemoArgs),
     /// Show findings stored in the event log.
@@ -85,6 +96,11 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(&ctx, a),
         Command::Watch(a) => cmd::watch::run(&ctx, a),
         Command::Logs(a) => cmd::logs::run(&ctx, a),
+        Command::Audit(a) => cmd::posture::audit(&ctx, a),
+        Command::Attest(a) => cmd::posture::attest(&ctx, a),
+        Command::Keygen => cmd::posture::keygen(&ctx),
+        Command::Seal(a) => cmd::posture::seal_cmd(&ctx, a),
+        Command::Unseal(a) => cmd::posture::unseal_cmd(&ctx, a),
         Command::Egress(a) => cmd::egress::run(&ctx, a),
     };
     match result {

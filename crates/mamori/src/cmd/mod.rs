@@ -9,6 +9,7 @@ pub mod egress;
 pub mod events;
 pub mod init;
 pub mod logs;
+pub mod posture;
 pub mod watch;
 
 /// An error whose text is already localized and complete (printed as is).

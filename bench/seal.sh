@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Sealing throughput: mamori vs age (and rage when installed), same machine, same run.
+# 1 GiB random file (SIZE_MB to change), file -> file, wall seconds and peak RSS via
+# /usr/bin/time -f '%e %M'. Not a test: prints a Markdown table for docs/posture.md.
+#
+# Uses `target/release/mamori seal/unseal` when the binary has those subcommands, else
+# the stand-in example `target/release/examples/seal_bench` (built here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MB=${SIZE_MB:-1024}
+RUNS=${RUNS:-1}
+WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/mamori-seal-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+command -v age >/dev/null || { echo "age is not installed (apt-get install -y age)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time is missing (apt-get install -y time)" >&2; exit 2; }
+
+if [ -x target/release/mamori ] && target/release/mamori seal --help >/dev/null 2>&1; then
+  MAMORI=(target/release/mamori)
+else
+  cargo build --release -q -p mamori-posture --example seal_bench
+  MAMORI=(target/release/examples/seal_bench)
+fi
+
+echo "generating ${SIZE_MB} MiB of random data in $WORK" >&2
+head -c "${SIZE_MB}M" /dev/urandom > "$WORK/in.bin"
+age-keygen -o "$WORK/key.txt" 2>/dev/null
+R=$(age-keygen -y "$WORK/key.txt")
+
+# run LABEL OUTFILE CMD...  -> appends "LABEL wall rss" (best wall of RUNS)
+results=()
+run() {
+  local label=$1 out=$2; shift 2
+  local best_e="" best_m=""
+  for _ in $(seq "$RUNS"); do
+    rm -f "$out"
+    sync
+    /usr/bin/time -f '%e %M' -o "$WORK/t" "$@"
+    read -r e m < "$WORK/t"
+    if [ -z "$best_e" ] || awk "BEGIN{exit !($e < $best_e)}"; then best_e=$e; best_m=$m; fi
+  done
+  results+=("$label|$best_e|$best_m")
+}
+
+run "mamori seal"   "$WORK/m.age" "${MAMORI[@]}" seal -r "$R" -o "$WORK/m.age" "$WORK/in.bin"
+run "age -e"        "$WORK/a.age" age -r "$R" -o "$WORK/a.age" "$WORK/in.bin"
+# mamori fsyncs before its rename (durability before the plaintext is removed); age does
+# not, so also time age followed by sync(1) for a like-for-like figure.
+run "age -e + sync" "$WORK/a.age" sh -c 'age -r "$1" -o "$2" "$3" && sync' _ "$R" "$WORK/a.age" "$WORK/in.bin"
+run "mamori unseal" "$WORK/m.out" "${MAMORI[@]}" unseal -i "$WORK/key.txt" -o "$WORK/m.out" "$WORK/a.age"
+cmp -s "$WORK/in.bin" "$WORK/m.out" || { echo "mamori unseal output differs" >&2; exit 1; }
+rm -f "$WORK/m.out"
+run "age -d"        "$WORK/a.out" age -d -i "$WORK/key.txt" -o "$WORK/a.out" "$WORK/m.age"
+cmp -s "$WORK/in.bin" "$WORK/a.out" || { echo "age -d output differs" >&2; exit 1; }
+run "age -d + sync" "$WORK/a.out" sh -c 'age -d -i "$1" -o "$2" "$3" && sync' _ "$WORK/key.txt" "$WORK/a.out" "$WORK/m.age"
+rm -f "$WORK/a.out"
+if command -v rage >/dev/null; then
+  run "rage -e" "$WORK/r.age" rage -r "$R" -o "$WORK/r.age" "$WORK/in.bin"
+  run "rage -d" "$WORK/r.out" rage -d -i "$WORK/key.txt" -o "$WORK/r.out" "$WORK/r.age"
+  rm -f "$WORK/r.out"
+else
+  echo "rage not installed: skipped" >&2
+fi
+
+echo "| operation | wall s | MiB/s | peak RSS KiB |"
+echo "| --- | --- | --- | --- |"
+for r in "${results[@]}"; do
+  IFS='|' read -r label e m <<<"$r"
+  rate=$(awk "BEGIN{ if ($e > 0) printf \"%.0f\", $SIZE_MB / $e; else print \"-\" }")
+  echo "| $label | $e | $rate | $m |"
+done
+echo "(${SIZE_MB} MiB, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $(date -u +%F))"

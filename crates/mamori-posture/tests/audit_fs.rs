@@ -1,0 +1,459 @@
+//! The audit over a crafted file-system root (no commands, fixed clock).
+
+mod common;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use common::{put, ssh_blob};
+use mamori_core::{Kind, Lang, Severity};
+use mamori_posture::attest::attest_as;
+use mamori_posture::{AuditOptions, AuditReport, PostureConfig, Status, audit, render_table};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+const KEY: &[u8] = b"store-key-bytes-for-tests";
+
+fn ed25519_line(seed: u8, comment: &str) -> (String, String) {
+    let blob = ssh_blob(&[b"ssh-ed25519", &[seed; 32]]);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+    let fp = format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(&blob))
+    );
+    (format!("ssh-ed25519 {b64} {comment}"), fp)
+}
+
+fn rsa2048_line(comment: &str) -> String {
+    let mut n = vec![0u8];
+    n.push(0xC5);
+    n.extend(std::iter::repeat_n(0x11u8, 255));
+    let blob = ssh_blob(&[b"ssh-rsa", &[1, 0, 1], &n]);
+    format!(
+        "from=\"10.0.0.1\" ssh-rsa {} {comment}",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
+}
+
+/// A server with many problems.
+fn bad_server(root: &Path) -> PostureConfig {
+    put(
+        root,
+        "/etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+    );
+    put(
+        root,
+        "/var/lib/dpkg/status",
+        "Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u1\n\nPackage: php7.4-fpm\nStatus: install ok installed\nVersion: 7.4.33-1\n\nPackage: mariadb-server\nStatus: install ok installed\nVersion: 1:10.5.26-0+deb11u2\n\nPackage: nginx\nStatus: install ok installed\nVersion: 1.22.1-9\n\nPackage: curl\nStatus: deinstall ok config-files\nVersion: 7.0\n",
+    );
+    // The security list, LZ4-compressed as apt keeps it on many systems.
+    let list = "Package: openssl\nVersion: 3.0.15-1~deb12u1\n\nPackage: curl\nVersion: 7.88.1-10+deb12u8\n\nPackage: nginx\nVersion: 1.22.1-9\n";
+    let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    enc.write_all(list.as_bytes()).unwrap();
+    put(
+        root,
+        "/var/lib/apt/lists/deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages.lz4",
+        enc.finish().unwrap(),
+    );
+    put(
+        root,
+        "/var/run/reboot-required",
+        "*** System restart required ***\n",
+    );
+    put(root, "/var/run/reboot-required.pkgs", "linux-image-amd64\n");
+    put(
+        root,
+        "/etc/apt/apt.conf.d/20auto-upgrades",
+        "APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"0\";\n",
+    );
+    put(root, "/usr/bin/clamscan", "");
+    let mut cld = b"ClamAV-VDB:20 Nov 2026 04-00 +0000:27800:2000000:90:x:y:z:1".to_vec();
+    cld.resize(600, b' ');
+    put(root, "/var/lib/clamav/daily.cld", cld);
+    put(
+        root,
+        "/etc/ssh/sshd_config",
+        "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin prohibit-password\n",
+    );
+    put(
+        root,
+        "/etc/ssh/sshd_config.d/50-cloud.conf",
+        "PasswordAuthentication yes\n",
+    );
+    let (known, fp) = ed25519_line(7, "tanaka@office");
+    put(
+        root,
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ndeploy:x:1000:1000::/home/deploy:/bin/bash\n",
+    );
+    put(
+        root,
+        "/root/.ssh/authorized_keys",
+        format!("# admins\n{known}\n"),
+    );
+    put(
+        root,
+        "/home/deploy/.ssh/authorized_keys",
+        format!("{}\n", rsa2048_line("old-contractor")),
+    );
+    put(
+        root,
+        "/etc/php/7.4/fpm/php.ini",
+        "[PHP]\nexpose_php = On\ndisplay_errors = Off\n",
+    );
+    put(
+        root,
+        "/etc/php/7.4/fpm/conf.d/99-debug.ini",
+        "display_errors = On\n",
+    );
+    put(
+        root,
+        "/proc/net/tcp",
+        "  sl  local_address rem_address   st\n   0: 00000000:0CEA 00000000:0000 0A 0\n   1: 0100007F:1538 00000000:0000 0A 0\n",
+    );
+    put(
+        root,
+        "/var/www/shop/.env",
+        "APP_ENV=prod\nECCUBE_ADMIN_ALLOW_HOSTS=[]\n",
+    );
+    let mut cfg = PostureConfig::default();
+    cfg.ssh_keys.insert(fp, "Tanaka Ichiro (owner)".into());
+    cfg.shop_roots.push("/var/www/shop".into());
+    cfg
+}
+
+fn opts(root: &Path, cfg: PostureConfig) -> AuditOptions {
+    let n = now();
+    AuditOptions {
+        config: cfg,
+        root: root.to_path_buf(),
+        url: None,
+        commands: false,
+        attestations: vec![
+            attest_as(
+                "20-1.4",
+                "phishing drill for 4 staff",
+                n + Duration::days(200),
+                "tanaka",
+                n - Duration::days(30),
+                KEY,
+            )
+            .unwrap(),
+            attest_as(
+                "20-1.8",
+                "staging behind basic auth",
+                n - Duration::days(1),
+                "tanaka",
+                n - Duration::days(400),
+                KEY,
+            )
+            .unwrap(),
+            {
+                let mut a = attest_as(
+                    "20-1.9",
+                    "contracts signed",
+                    n + Duration::days(100),
+                    "tanaka",
+                    n - Duration::days(10),
+                    KEY,
+                )
+                .unwrap();
+                a.statement.push_str(" (edited)");
+                a
+            },
+        ],
+        attest_key: Some(KEY.to_vec()),
+        now: n,
+        only: vec![],
+    }
+}
+
+fn status(r: &AuditReport, id: &str) -> Status {
+    r.get(id)
+        .unwrap_or_else(|| panic!("no result {id}"))
+        .status
+        .clone()
+}
+
+#[test]
+fn bad_server_fails_where_it_should() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = bad_server(d.path());
+    let r = audit(&opts(d.path(), cfg), "shop-1", Lang::En).unwrap();
+    for (id, want) in [
+        ("pkg.security_updates", Status::Fail),
+        ("pkg.reboot_required", Status::Warn),
+        ("pkg.auto_updates", Status::Warn),
+        ("eol.os", Status::Warn),
+        ("eol.php", Status::Fail),
+        ("eol.db", Status::Fail),
+        ("eol.webserver", Status::Pass),
+        ("av.installed", Status::Pass),
+        ("av.definitions", Status::Fail),
+        ("av.scheduled_scan", Status::Fail),
+        ("ssh.2fa", Status::Fail),
+        ("ssh.keys_owned", Status::Fail),
+        ("ssh.weak_keys", Status::Fail),
+        ("php.hardening", Status::Fail),
+        ("net.db_public", Status::Fail),
+        ("shop.admin_allow_hosts", Status::Fail),
+        ("attest.mail_training", Status::Attested),
+        ("attest.test_env", Status::Fail),
+        ("attest.contractors", Status::Fail),
+        ("attest.threat_intel", Status::Fail),
+    ] {
+        assert_eq!(status(&r, id), want, "{id}: {}", r.get(id).unwrap().seen);
+    }
+    assert!(matches!(
+        status(&r, "http.git_exposed"),
+        Status::NotApplicable(_)
+    ));
+    assert!(matches!(
+        status(&r, "shop.login_email"),
+        Status::NotApplicable(_)
+    ));
+    // Evidence says what was seen.
+    let up = r.get("pkg.security_updates").unwrap();
+    assert!(up.seen.contains("openssl"), "{}", up.seen);
+    assert!(
+        !up.seen.contains("curl"),
+        "curl is not installed: {}",
+        up.seen
+    );
+    assert!(r.get("attest.test_env").unwrap().seen.contains("expired"));
+    assert!(
+        r.get("attest.contractors")
+            .unwrap()
+            .seen
+            .contains("invalid signature")
+    );
+    assert!(
+        r.get("ssh.keys_owned")
+            .unwrap()
+            .seen
+            .contains("old-contractor")
+    );
+    assert!(
+        !r.get("ssh.keys_owned")
+            .unwrap()
+            .seen
+            .contains("tanaka@office")
+    );
+    assert!(r.get("ssh.weak_keys").unwrap().seen.contains("2048"));
+    assert!(
+        r.get("php.hardening")
+            .unwrap()
+            .seen
+            .contains("display_errors")
+    );
+    assert!(
+        r.get("net.db_public")
+            .unwrap()
+            .seen
+            .contains("0.0.0.0:3306")
+    );
+    // Scores per checklist item.
+    let s13 = r.scores.iter().find(|s| s.item == "20-1.3").unwrap();
+    assert_eq!((s13.pass, s13.fail, s13.warn), (1, 3, 3));
+    let s14 = r.scores.iter().find(|s| s.item == "20-1.4").unwrap();
+    assert_eq!((s14.attested, s14.score), (1, Some(100)));
+    // Findings: one per check, with the contract's fields.
+    let fs = r.findings();
+    assert_eq!(fs.len(), r.results.len());
+    let git = fs
+        .iter()
+        .find(|f| f.check.as_deref() == Some("ssh.2fa"))
+        .unwrap();
+    assert_eq!(
+        (git.kind, git.severity),
+        (Kind::PostureFail, Severity::High)
+    );
+    assert_eq!(git.checklist, vec!["20-1.7".to_string()]);
+    assert!(
+        git.evidence["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("AuthenticationMethods")
+    );
+    let att = fs
+        .iter()
+        .find(|f| f.check.as_deref() == Some("attest.mail_training"))
+        .unwrap();
+    assert_eq!(att.kind, Kind::PosturePass);
+    assert_eq!(att.evidence["status"], "ATTESTED");
+    let na = fs
+        .iter()
+        .find(|f| f.check.as_deref() == Some("http.env_exposed"))
+        .unwrap();
+    assert_eq!(na.kind, Kind::PostureUnknown);
+    assert!(na.to_json_line().contains("\"layer\":\"posture\""));
+}
+
+#[test]
+fn good_server_passes() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let mut cfg = bad_server(root);
+    put(
+        root,
+        "/var/lib/dpkg/status",
+        "Package: openssl\nStatus: install ok installed\nVersion: 3.0.15-1~deb12u1\n\nPackage: php8.3-fpm\nStatus: install ok installed\nVersion: 8.3.1-1\n",
+    );
+    std::fs::remove_file(root.join("var/run/reboot-required")).unwrap();
+    put(
+        root,
+        "/etc/apt/apt.conf.d/20auto-upgrades",
+        "APT::Periodic::Unattended-Upgrade \"1\";\n",
+    );
+    let mut cld = b"ClamAV-VDB:24 Nov 2026 04-00 +0000:27800:2000000:90:x:y:z:1".to_vec();
+    cld.resize(600, b' ');
+    put(root, "/var/lib/clamav/daily.cld", cld);
+    put(
+        root,
+        "/etc/cron.d/clamscan",
+        "30 3 * * * root clamscan -ri /var/www\n",
+    );
+    put(
+        root,
+        "/etc/ssh/sshd_config.d/50-cloud.conf",
+        "PasswordAuthentication no\nAuthenticationMethods publickey,keyboard-interactive\n",
+    );
+    put(
+        root,
+        "/etc/pam.d/sshd",
+        "auth required pam_google_authenticator.so\n",
+    );
+    std::fs::remove_file(root.join("home/deploy/.ssh/authorized_keys")).unwrap();
+    put(
+        root,
+        "/etc/php/7.4/fpm/conf.d/99-debug.ini",
+        "expose_php = Off\n",
+    );
+    put(
+        root,
+        "/proc/net/tcp",
+        "  sl  local_address rem_address   st\n   0: 0100007F:0CEA 00000000:0000 0A 0\n",
+    );
+    put(
+        root,
+        "/var/www/shop/.env",
+        "APP_ENV=prod\nECCUBE_ADMIN_ALLOW_HOSTS='[\"203.0.113.5\"]'\n",
+    );
+    cfg.skip.push("eol.db".into());
+    let r = audit(&opts(root, cfg), "shop-1", Lang::Ja).unwrap();
+    for id in [
+        "pkg.security_updates",
+        "pkg.reboot_required",
+        "pkg.auto_updates",
+        "eol.php",
+        "av.definitions",
+        "av.scheduled_scan",
+        "ssh.2fa",
+        "ssh.keys_owned",
+        "ssh.weak_keys",
+        "php.hardening",
+        "net.db_public",
+        "shop.admin_allow_hosts",
+    ] {
+        assert_eq!(
+            status(&r, id),
+            Status::Pass,
+            "{id}: {}",
+            r.get(id).unwrap().seen
+        );
+    }
+    assert_eq!(
+        status(&r, "eol.db"),
+        Status::NotApplicable("設定によりスキップ".into())
+    );
+    // Japanese text comes out in Japanese.
+    assert!(r.get("ssh.2fa").unwrap().seen.contains("二要素"));
+}
+
+#[test]
+fn empty_root_never_crashes_and_unreadable_config_is_na() {
+    let d = tempfile::tempdir().unwrap();
+    // sshd_config that cannot be read (a directory).
+    std::fs::create_dir_all(d.path().join("etc/ssh/sshd_config")).unwrap();
+    let mut o = opts(d.path(), PostureConfig::default());
+    o.attestations.clear();
+    let r = audit(&o, "h", Lang::En).unwrap();
+    assert_eq!(r.results.len(), mamori_posture::catalog().len());
+    match status(&r, "ssh.2fa") {
+        Status::NotApplicable(why) => assert!(why.contains("/etc/ssh/sshd_config"), "{why}"),
+        s => panic!("ssh.2fa on unreadable config: {s:?}"),
+    }
+    // Missing antivirus is a failure, missing sshd/php is not applicable.
+    assert_eq!(status(&r, "av.installed"), Status::Fail);
+    assert!(matches!(
+        status(&r, "php.hardening"),
+        Status::NotApplicable(_)
+    ));
+    assert_eq!(status(&r, "attest.mail_training"), Status::Fail);
+}
+
+#[test]
+fn bad_settings_are_errors_naming_the_setting() {
+    let mut o = AuditOptions {
+        url: Some("ftp://x/".into()),
+        commands: false,
+        ..Default::default()
+    };
+    let e = audit(&o, "h", Lang::En).unwrap_err();
+    assert!(
+        e.localized(Lang::Ja).contains("--url"),
+        "{}",
+        e.localized(Lang::Ja)
+    );
+    o.url = None;
+    o.config.skip.push("ssh.nope".into());
+    let e = audit(&o, "h", Lang::En).unwrap_err();
+    assert!(e.to_string().contains("ssh.nope"));
+}
+
+#[test]
+fn rendered_table_snapshot() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = bad_server(d.path());
+    let o = opts(d.path(), cfg);
+    let en = audit(&o, "shop-1", Lang::En).unwrap();
+    insta::assert_snapshot!("table_en", render_table(&en, Lang::En));
+    let ja = audit(&o, "shop-1", Lang::Ja).unwrap();
+    insta::assert_snapshot!("table_ja", render_table(&ja, Lang::Ja));
+}
+
+#[test]
+fn fingerprints_match_ssh_keygen() {
+    if mamori_posture::sys::which("ssh-keygen").is_none() {
+        eprintln!("skipped: ssh-keygen not installed");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let k = d.path().join("k");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "t@x", "-f"])
+        .arg(&k)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pubk = std::fs::read_to_string(k.with_extension("pub")).unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(k.with_extension("pub"))
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let keys = mamori_posture::checks::ssh::parse_authorized_keys("u", "f", &pubk);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].fingerprint, want);
+}
