@@ -54,9 +54,11 @@ def series(rel, n=200):
     orig = open(path, "rb").read()
     lat = []
     for i in range(n):
-        with open(path, "r+b") as fh:
-            fh.write(b"<?php /*%06d*/" % i)
-        t0 = time.monotonic_ns()  # after close()
+        fh = open(path, "r+b")
+        fh.write(b"<?php /*%06d*/" % i)
+        fh.flush()
+        t0 = time.monotonic_ns()  # just before close(): an upper bound of close → finding
+        fh.close()
         l = wait_for(rel, "file.modified", t0)
         lat.append(l if l is not None else float("inf"))
         with open(path, "wb") as fh:
