@@ -404,39 +404,7 @@ impl Store {
         tx.execute("DELETE FROM baseline", []).map_err(se)?;
         tx.execute("DELETE FROM baseline_copy", []).map_err(se)?;
         {
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO baseline (root, path, ftype, size, mode, uid, gid, mtime_ns,
-                     ctime_ns, ino, dev, blake3, sha256, flags, link)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-                )
-                .map_err(se)?;
-            for e in entries {
-                ins.execute(params![
-                    e.root,
-                    e.path,
-                    e.ftype as u8 as i64,
-                    e.size as i64,
-                    e.mode as i64,
-                    e.uid as i64,
-                    e.gid as i64,
-                    e.mtime_ns,
-                    e.ctime_ns,
-                    e.ino as i64,
-                    e.dev as i64,
-                    e.blake3.as_ref().map(|h| &h[..]),
-                    e.sha256.as_ref().map(|h| &h[..]),
-                    e.flags as i64,
-                    e.link,
-                ])
-                .map_err(se)?;
-            }
-            let mut cp = tx
-                .prepare("INSERT INTO baseline_copy (root, path, codec, data) VALUES (?1,?2,?3,?4)")
-                .map_err(se)?;
-            for (root, p, codec, data) in copies {
-                cp.execute(params![root, p, codec, data]).map_err(se)?;
-            }
+            Self::insert_rows(&tx, entries, copies).map_err(se)?;
         }
         let generation: i64 = tx
             .query_row(
@@ -498,39 +466,7 @@ impl Store {
                 del.execute(params![root, p]).map_err(se)?;
                 delc.execute(params![root, p]).map_err(se)?;
             }
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO baseline (root, path, ftype, size, mode, uid, gid, mtime_ns,
-                     ctime_ns, ino, dev, blake3, sha256, flags, link)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-                )
-                .map_err(se)?;
-            for e in entries {
-                ins.execute(params![
-                    e.root,
-                    e.path,
-                    e.ftype as u8 as i64,
-                    e.size as i64,
-                    e.mode as i64,
-                    e.uid as i64,
-                    e.gid as i64,
-                    e.mtime_ns,
-                    e.ctime_ns,
-                    e.ino as i64,
-                    e.dev as i64,
-                    e.blake3.as_ref().map(|h| &h[..]),
-                    e.sha256.as_ref().map(|h| &h[..]),
-                    e.flags as i64,
-                    e.link,
-                ])
-                .map_err(se)?;
-            }
-            let mut cp = tx
-                .prepare("INSERT INTO baseline_copy (root, path, codec, data) VALUES (?1,?2,?3,?4)")
-                .map_err(se)?;
-            for (root, p, codec, data) in copies {
-                cp.execute(params![root, p, codec, data]).map_err(se)?;
-            }
+            Self::insert_rows(&tx, entries, copies).map_err(se)?;
         }
         let generation: i64 = tx
             .query_row(
@@ -568,6 +504,44 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
+    }
+
+    /// Insert baseline rows and their copies (inside the caller's transaction).
+    fn insert_rows(
+        tx: &rusqlite::Transaction<'_>,
+        entries: &[BaselineEntry],
+        copies: &[(String, Vec<u8>, &str, Vec<u8>)],
+    ) -> rusqlite::Result<()> {
+        let mut ins = tx.prepare(
+            "INSERT INTO baseline (root, path, ftype, size, mode, uid, gid, mtime_ns,
+             ctime_ns, ino, dev, blake3, sha256, flags, link)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+        )?;
+        for e in entries {
+            ins.execute(params![
+                e.root,
+                e.path,
+                e.ftype as u8 as i64,
+                e.size as i64,
+                e.mode as i64,
+                e.uid as i64,
+                e.gid as i64,
+                e.mtime_ns,
+                e.ctime_ns,
+                e.ino as i64,
+                e.dev as i64,
+                e.blake3.as_ref().map(|h| &h[..]),
+                e.sha256.as_ref().map(|h| &h[..]),
+                e.flags as i64,
+                e.link,
+            ])?;
+        }
+        let mut cp =
+            tx.prepare("INSERT INTO baseline_copy (root, path, codec, data) VALUES (?1,?2,?3,?4)")?;
+        for (root, p, codec, data) in copies {
+            cp.execute(params![root, p, codec, data])?;
+        }
+        Ok(())
     }
 
     fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<BaselineEntry> {

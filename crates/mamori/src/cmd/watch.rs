@@ -132,7 +132,11 @@ impl Daemon<'_> {
         (self.host.clone(), self.loaded.config.baseline.clone())
     }
 
-    fn sweep(&mut self, late: bool) {
+    /// Run `f` with the check options and the copy fetcher of this daemon.
+    fn with_opts<T>(
+        &mut self,
+        f: impl FnOnce(&mut Engine, &check::CopyFn<'_>, &CheckOptions<'_>) -> T,
+    ) -> T {
         let (host, cfg) = self.opts();
         let opts = CheckOptions {
             cfg: &cfg,
@@ -147,7 +151,11 @@ impl Daemon<'_> {
             let (codec, data) = store.baseline_copy(root, path).ok()??;
             check::decode_copy(&codec, &data, max_copy)
         };
-        let (det, warnings) = self.engine.sweep(&copy, &opts, late);
+        f(&mut self.engine, &copy, &opts)
+    }
+
+    fn sweep(&mut self, late: bool) {
+        let (det, warnings) = self.with_opts(|e, copy, opts| e.sweep(copy, opts, late));
         super::print_warnings(self.ctx, &warnings);
         for d in det {
             self.handle(d);
@@ -155,21 +163,7 @@ impl Daemon<'_> {
     }
 
     fn on_event(&mut self, ev: &Event) {
-        let (host, cfg) = self.opts();
-        let opts = CheckOptions {
-            cfg: &cfg,
-            full: false,
-            host: &host,
-            lang: self.ctx.lang,
-            diff_lines: 200,
-        };
-        let store = &self.store;
-        let max_copy = cfg.max_copy_size;
-        let copy = |root: &str, path: &[u8]| -> Option<Vec<u8>> {
-            let (codec, data) = store.baseline_copy(root, path).ok()??;
-            check::decode_copy(&codec, &data, max_copy)
-        };
-        match self.engine.on_event(ev, &copy, &opts) {
+        match self.with_opts(|e, copy, opts| e.on_event(ev, copy, opts)) {
             Ok(Some(d)) => self.handle(d),
             Ok(None) => {}
             Err(w) => self.ctx.warn(&w.localized(self.ctx.lang)),
