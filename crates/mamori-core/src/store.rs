@@ -406,29 +406,7 @@ impl Store {
         {
             Self::insert_rows(&tx, entries, copies).map_err(se)?;
         }
-        let generation: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(generation), 0) + 1 FROM baseline_sig",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(se)?;
-        let sig = BaselineSig {
-            generation,
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            note: note.to_string(),
-            entries: entries.len() as i64,
-        };
-        let mac = Self::baseline_mac_tx(&self.key, &tx, &sig).map_err(se)?;
-        tx.execute(
-            "INSERT INTO baseline_sig (id, generation, created_at, note, entries, mac)
-             VALUES (1, ?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(id) DO UPDATE SET generation = excluded.generation,
-               created_at = excluded.created_at, note = excluded.note,
-               entries = excluded.entries, mac = excluded.mac",
-            params![sig.generation, sig.created_at, sig.note, sig.entries, mac],
-        )
-        .map_err(se)?;
+        let sig = Self::sign_tx(&self.key, &tx, note).map_err(se)?;
         tx.commit().map_err(se)?;
         Ok(sig)
     }
@@ -468,29 +446,7 @@ impl Store {
             }
             Self::insert_rows(&tx, entries, copies).map_err(se)?;
         }
-        let generation: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(generation), 0) + 1 FROM baseline_sig",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(se)?;
-        let count: i64 = tx
-            .query_row("SELECT COUNT(*) FROM baseline", [], |r| r.get(0))
-            .map_err(se)?;
-        let sig = BaselineSig {
-            generation,
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            note: note.to_string(),
-            entries: count,
-        };
-        let mac = Self::baseline_mac_tx(&self.key, &tx, &sig).map_err(se)?;
-        tx.execute(
-            "UPDATE baseline_sig SET generation = ?1, created_at = ?2, note = ?3, entries = ?4,
-             mac = ?5 WHERE id = 1",
-            params![sig.generation, sig.created_at, sig.note, sig.entries, mac],
-        )
-        .map_err(se)?;
+        let sig = Self::sign_tx(&self.key, &tx, note).map_err(se)?;
         tx.commit().map_err(se)?;
         Ok(sig)
     }
@@ -569,11 +525,8 @@ impl Store {
         "SELECT root, path, ftype, size, mode, uid, gid, mtime_ns, ctime_ns, ino, dev,
          blake3, sha256, flags, link FROM baseline ORDER BY root, path";
 
-    fn baseline_mac_tx(
-        key: &Key,
-        conn: &Connection,
-        sig: &BaselineSig,
-    ) -> rusqlite::Result<Vec<u8>> {
+    /// The MAC over a signature record's own fields; the rows are fed after it.
+    fn sig_mac(key: &Key, sig: &BaselineSig) -> HmacSha256 {
         let mut mac = key.mac(b"mamori-baseline-v1\0");
         mac.update(&sig.generation.to_le_bytes());
         mac.update(&sig.entries.to_le_bytes());
@@ -581,6 +534,42 @@ impl Store {
         mac.update(sig.created_at.as_bytes());
         mac.update(&(sig.note.len() as u64).to_le_bytes());
         mac.update(sig.note.as_bytes());
+        mac
+    }
+
+    /// Sign what the baseline table holds now, inside `tx`: next generation, row count,
+    /// MAC, and the one signature record written.
+    fn sign_tx(key: &Key, tx: &Connection, note: &str) -> rusqlite::Result<BaselineSig> {
+        let generation: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(generation), 0) + 1 FROM baseline_sig",
+            [],
+            |r| r.get(0),
+        )?;
+        let entries: i64 = tx.query_row("SELECT COUNT(*) FROM baseline", [], |r| r.get(0))?;
+        let sig = BaselineSig {
+            generation,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            note: note.to_string(),
+            entries,
+        };
+        let mac = Self::baseline_mac_tx(key, tx, &sig)?;
+        tx.execute(
+            "INSERT INTO baseline_sig (id, generation, created_at, note, entries, mac)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET generation = excluded.generation,
+               created_at = excluded.created_at, note = excluded.note,
+               entries = excluded.entries, mac = excluded.mac",
+            params![sig.generation, sig.created_at, sig.note, sig.entries, mac],
+        )?;
+        Ok(sig)
+    }
+
+    fn baseline_mac_tx(
+        key: &Key,
+        conn: &Connection,
+        sig: &BaselineSig,
+    ) -> rusqlite::Result<Vec<u8>> {
+        let mut mac = Self::sig_mac(key, sig);
         let mut st = conn.prepare(Self::SELECT_BASELINE)?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -630,13 +619,7 @@ impl Store {
                 tampered: Some("the baseline has rows but no signature record".into()),
             }));
         };
-        let mut mac = self.key.mac(b"mamori-baseline-v1\0");
-        mac.update(&sig.generation.to_le_bytes());
-        mac.update(&sig.entries.to_le_bytes());
-        mac.update(&(sig.created_at.len() as u64).to_le_bytes());
-        mac.update(sig.created_at.as_bytes());
-        mac.update(&(sig.note.len() as u64).to_le_bytes());
-        mac.update(sig.note.as_bytes());
+        let mut mac = Self::sig_mac(&self.key, &sig);
         let mut entries = Vec::with_capacity(row_count.max(0) as usize);
         {
             let mut st = self

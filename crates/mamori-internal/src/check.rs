@@ -41,7 +41,6 @@ pub struct CheckOptions<'a> {
 pub struct CheckOutcome {
     pub findings: Vec<Finding>,
     pub warnings: Vec<Warning>,
-    pub entries_seen: u64,
     pub rehashed: u64,
     pub bytes_hashed: u64,
 }
@@ -189,10 +188,9 @@ pub(crate) fn observe(
                         content: if content_changed { h.content } else { None },
                     }))
                 }
-                Err(HashError::TooLarge(n)) => {
+                Err(HashError::TooLarge(_)) => {
                     let mut new = cur;
                     new.flags |= flags::TOO_LARGE;
-                    let _ = n;
                     Ok(Some(Obs::Changed {
                         idx,
                         new,
@@ -256,7 +254,6 @@ pub fn check(
             });
             observe(rules, &root_key, &item, base, opts, &rehashed, &hashed)
         });
-        out.entries_seen += seen.len() as u64;
         out.rehashed += rehashed.load(Ordering::Relaxed);
         out.bytes_hashed += hashed.load(Ordering::Relaxed);
         // Directories that could not be listed: their children are unknown, not deleted.
@@ -288,7 +285,7 @@ pub fn check(
             {
                 continue;
             }
-            out.findings.push(deleted(e, rules, opts));
+            out.findings.push(deleted(e, opts));
         }
     }
     out.findings.sort_by(|a, b| {
@@ -532,7 +529,7 @@ pub(crate) fn finding_for<'e>(
     }
 }
 
-pub(crate) fn deleted(e: &BaselineEntry, _rules: &RootRules, opts: &CheckOptions<'_>) -> Finding {
+pub(crate) fn deleted(e: &BaselineEntry, opts: &CheckOptions<'_>) -> Finding {
     let p = display(&e.path);
     let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
     let sev = if e.is_critical() {
@@ -544,13 +541,13 @@ pub(crate) fn deleted(e: &BaselineEntry, _rules: &RootRules, opts: &CheckOptions
     };
     let summary = if e.is_critical() {
         tr!(
-            lang_of(opts),
+            opts.lang,
             "payment/checkout file deleted: {p}",
             "決済・購入処理のファイルが削除されました: {p}"
         )
     } else {
         tr!(
-            lang_of(opts),
+            opts.lang,
             "file deleted: {p}",
             "ファイルが削除されました: {p}"
         )
@@ -563,10 +560,6 @@ pub(crate) fn deleted(e: &BaselineEntry, _rules: &RootRules, opts: &CheckOptions
         .with_root(e.root.clone())
         .with_checklist(CHECKLIST)
         .with_evidence(ev)
-}
-
-fn lang_of(o: &CheckOptions<'_>) -> Lang {
-    o.lang
 }
 
 /// Decompress a stored copy (helper for callers wiring the store).

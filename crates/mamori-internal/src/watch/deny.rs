@@ -91,10 +91,7 @@ pub fn start(
     dirs.dedup();
     let mut marked = 0;
     for d in &dirs {
-        if private
-            .iter()
-            .any(|p| d.starts_with(p) || p.starts_with(d) && p == d)
-        {
+        if private.iter().any(|p| d.starts_with(p)) {
             continue;
         }
         mark(fd.as_raw_fd(), d)?;

@@ -141,7 +141,7 @@ impl Engine {
                 {
                     return Ok(None);
                 }
-                let f = check::deleted(old, &r.rules, opts);
+                let f = check::deleted(old, opts);
                 let entry = Some(old.clone());
                 return Ok(self.dedupe(ri, rel_b, f, entry, ev));
             }
@@ -218,15 +218,22 @@ impl Engine {
         opts: &CheckOptions<'_>,
         late: bool,
     ) -> (Vec<Detected>, Vec<Warning>) {
-        let rules: Vec<Arc<RootRules>> = self.roots.iter().map(|r| Arc::clone(&r.rules)).collect();
-        let all: Vec<BaselineEntry> = self
-            .roots
-            .iter()
-            .flat_map(|r| r.entries.iter().cloned())
-            .collect();
-        let out = check::check(&rules, &all, copy, opts, &AtomicU64::new(0));
+        // Root by root over the entries the engine already holds (no copy of the baseline).
+        let mut findings = Vec::new();
+        let mut warnings = Vec::new();
+        for r in &self.roots {
+            let out = check::check(
+                std::slice::from_ref(&r.rules),
+                &r.entries,
+                copy,
+                opts,
+                &AtomicU64::new(0),
+            );
+            findings.extend(out.findings);
+            warnings.extend(out.warnings);
+        }
         let mut det = Vec::new();
-        for mut f in out.findings {
+        for mut f in findings {
             let Some(path) = f.path.clone() else { continue };
             let Some(ri) = self
                 .roots
@@ -256,7 +263,7 @@ impl Engine {
                 det.push(d);
             }
         }
-        (det, out.warnings)
+        (det, warnings)
     }
 
     /// After a restore: the path is known-good again.

@@ -8,6 +8,24 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Writes through while hashing what was written.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 pub struct Responder {
     pub quarantine: PathBuf,
     /// A command that makes PHP drop its opcode cache (e.g. `systemctl reload php8.2-fpm`).
@@ -74,16 +92,26 @@ impl Responder {
         })?;
         let _ = std::fs::set_permissions(&self.quarantine, std::fs::Permissions::from_mode(0o700));
         let qpath = self.quarantine.join(quarantine_name(rel));
-        let altered = std::fs::read(abs).ok();
-        if let Some(bad) = &altered {
-            let mut q = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&qpath)
-                .map_err(io(&qpath))?;
-            q.write_all(bad).map_err(io(&qpath))?;
-            let bh = crate::hash::hex(blake3::hash(bad).as_bytes());
+        // Streamed, so an attacker's huge replacement file costs no memory.
+        let altered = match std::fs::File::open(abs) {
+            Ok(mut src) => {
+                let q = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&qpath)
+                    .map_err(io(&qpath))?;
+                let mut tee = HashingWriter {
+                    inner: q,
+                    hasher: blake3::Hasher::new(),
+                };
+                let size = std::io::copy(&mut src, &mut tee).map_err(io(&qpath))?;
+                Some((size, *tee.hasher.finalize().as_bytes()))
+            }
+            Err(_) => None,
+        };
+        if let Some((size, hash)) = &altered {
+            let bh = crate::hash::hex(hash);
             let q_s = qpath.display().to_string();
             out.push(
                 Finding::new(
@@ -99,7 +127,7 @@ impl Responder {
                 )
                 .with_path(rel)
                 .with_checklist(&["20-1.1"])
-                .with_evidence(json!({ "quarantine": q_s, "blake3": bh, "size": bad.len() })),
+                .with_evidence(json!({ "quarantine": q_s, "blake3": bh, "size": size })),
             );
         }
         // 2. Put the known-good copy back: temp file in the same directory, same owner

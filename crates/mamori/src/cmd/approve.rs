@@ -123,9 +123,7 @@ pub fn approve(ctx: &Ctx, a: &ApproveArgs) -> Result<u8> {
         }) {
             let ep = r
                 .root
-                .join(std::ffi::OsStr::from_encoded_bytes_unchecked_owned(
-                    e.path.clone(),
-                ));
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.path));
             if std::fs::symlink_metadata(&ep).is_err() {
                 removed.push((key.clone(), e.path.clone()));
             }
@@ -163,17 +161,6 @@ pub fn approve(ctx: &Ctx, a: &ApproveArgs) -> Result<u8> {
         println!("{summary}");
     }
     Ok(0)
-}
-
-trait FromBytes {
-    fn from_encoded_bytes_unchecked_owned(b: Vec<u8>) -> std::ffi::OsString;
-}
-
-impl FromBytes for std::ffi::OsStr {
-    fn from_encoded_bytes_unchecked_owned(b: Vec<u8>) -> std::ffi::OsString {
-        use std::os::unix::ffi::OsStringExt;
-        std::ffi::OsString::from_vec(b)
-    }
 }
 
 pub fn deploy(ctx: &Ctx, a: &DeployArgs) -> Result<u8> {

@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, a: &BaselineArgs) -> Result<u8> {
         if !a.approve {
             // Never silently bless a tampered tree: show what would be accepted.
             let out = super::check::compare(ctx, loaded, existing, false)?;
-            if existing_tampered_or_changed(&out) {
+            if !out.findings.is_empty() {
                 ctx.emit(&out.findings)?;
                 let n = out.findings.len();
                 bail_user!(
@@ -47,10 +47,6 @@ pub fn run(ctx: &Ctx, a: &BaselineArgs) -> Result<u8> {
         }
     });
     take(ctx, loaded, &note, false)
-}
-
-fn existing_tampered_or_changed(out: &super::check::Compared) -> bool {
-    !out.findings.is_empty()
 }
 
 /// Build and store a new baseline; record it in the event log. Returns the exit code.

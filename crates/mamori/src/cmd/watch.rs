@@ -49,8 +49,8 @@ struct Daemon<'a> {
     loaded: &'a Loaded,
     store: Store,
     engine: Engine,
+    /// Set when critical files are restored (response `restore`).
     responder: Option<respond::Responder>,
-    critical_response: Response,
     host: String,
     alerts: Option<mamori_alert::AlertDispatcher>,
 }
@@ -97,9 +97,7 @@ impl Daemon<'_> {
     fn handle(&mut self, d: Detected) {
         let mut batch = vec![d.finding.clone()];
         let critical = d.entry.as_ref().is_some_and(|e| e.is_critical());
-        let act = matches!(d.finding.kind, Kind::FileModified | Kind::FileDeleted)
-            && critical
-            && self.critical_response == Response::Restore;
+        let act = matches!(d.finding.kind, Kind::FileModified | Kind::FileDeleted) && critical;
         if act
             && self.responder.is_some()
             && let Some(entry) = &d.entry
@@ -128,20 +126,16 @@ impl Daemon<'_> {
         self.emit(&batch);
     }
 
-    fn opts(&self) -> (String, mamori_core::config::BaselineConfig) {
-        (self.host.clone(), self.loaded.config.baseline.clone())
-    }
-
     /// Run `f` with the check options and the copy fetcher of this daemon.
     fn with_opts<T>(
         &mut self,
         f: impl FnOnce(&mut Engine, &check::CopyFn<'_>, &CheckOptions<'_>) -> T,
     ) -> T {
-        let (host, cfg) = self.opts();
+        let cfg = &self.loaded.config.baseline;
         let opts = CheckOptions {
-            cfg: &cfg,
+            cfg,
             full: false,
-            host: &host,
+            host: &self.host,
             lang: self.ctx.lang,
             diff_lines: 200,
         };
@@ -348,7 +342,6 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         store,
         engine,
         responder,
-        critical_response,
         host,
     };
     d.emit(&startup);
@@ -403,22 +396,6 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             }
             deploying = now_deploying;
         }
-        if deploying {
-            if let Some(src) = source.as_mut() {
-                events.clear();
-                let bfd = unsafe { BorrowedFd::borrow_raw(src.raw_fd()) };
-                let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
-                if let Ok(n) = nix::poll::poll(&mut fds, 100u16)
-                    && n > 0
-                {
-                    let _ = src.read(&mut events);
-                }
-                events.clear();
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            continue;
-        }
         let timeout_ms: u16 = if pending.is_empty() { 250 } else { 20 };
         if let Some(src) = source.as_mut() {
             // SAFETY: the fd lives as long as `src`.
@@ -438,6 +415,12 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         } else {
             std::thread::sleep(Duration::from_millis(timeout_ms.into()));
             events.clear();
+        }
+        if deploying {
+            // The release is changing files: what it does is approved afterwards.
+            events.clear();
+            pending.clear();
+            continue;
         }
         let mut overflow = false;
         // Coalesce: the last event per path in this batch decides; writes still open wait.
