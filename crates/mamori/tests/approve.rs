@@ -6,12 +6,7 @@ use common::*;
 #[test]
 fn approve_accepts_exactly_the_named_paths() {
     let d = tempfile::tempdir().unwrap();
-    let root = tiny_shop(d.path());
-    mamori(d.path())
-        .args(["init", "--root"])
-        .arg(&root)
-        .assert()
-        .success();
+    let root = init_tiny_shop(d.path());
     std::fs::write(root.join("vendor/lib/a.php"), "<?php return 'fixed';\n").unwrap();
     std::fs::write(root.join("vendor/lib/new.php"), "<?php\n").unwrap();
     std::fs::remove_file(root.join("index.php")).unwrap();
@@ -47,12 +42,7 @@ fn approve_accepts_exactly_the_named_paths() {
 #[test]
 fn deploy_approves_what_the_command_changed() {
     let d = tempfile::tempdir().unwrap();
-    let root = tiny_shop(d.path());
-    mamori(d.path())
-        .args(["init", "--root"])
-        .arg(&root)
-        .assert()
-        .success();
+    let root = init_tiny_shop(d.path());
     let script = format!(
         "echo '<?php // v2' > {0}/app/Plugin/Payment/CardPayment.php && touch {0}/vendor/lib/v2.php",
         root.display()

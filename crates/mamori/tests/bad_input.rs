@@ -29,12 +29,7 @@ fn missing_root() {
 #[test]
 fn root_removed_after_init() {
     let d = tempfile::tempdir().unwrap();
-    let root = tiny_shop(d.path());
-    mamori(d.path())
-        .args(["init", "--root"])
-        .arg(&root)
-        .assert()
-        .success();
+    let root = init_tiny_shop(d.path());
     std::fs::rename(&root, d.path().join("moved")).unwrap();
     mamori(d.path())
         .arg("check")

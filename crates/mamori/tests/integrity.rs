@@ -178,12 +178,7 @@ fn editing_the_event_log_is_reported() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let root = tiny_shop(d.path());
-    mamori(d.path())
-        .args(["init", "--root"])
-        .arg(&root)
-        .assert()
-        .success();
+    let root = init_tiny_shop(d.path());
     std::fs::write(root.join("vendor/lib/a.php"), "<?php return 2;\n").unwrap();
     mamori(d.path()).args(["check", "--json"]).assert().code(1);
     // The attacker erases the finding about their change.
@@ -203,12 +198,7 @@ fn editing_the_event_log_is_reported() {
 #[test]
 fn japanese_messages() {
     let d = tempfile::tempdir().unwrap();
-    let root = tiny_shop(d.path());
-    mamori(d.path())
-        .args(["init", "--root"])
-        .arg(&root)
-        .assert()
-        .success();
+    let root = init_tiny_shop(d.path());
     std::fs::write(
         root.join("app/Plugin/Payment/CardPayment.php"),
         "<?php // skimmer\n",

@@ -11,18 +11,6 @@ fn have(cmd: &str) -> bool {
     Command::new(cmd).arg("--version").output().is_ok()
 }
 
-/// Skip (or fail under CI) when a prerequisite is missing.
-fn need(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI must run this test, but {what}");
-    }
-    eprintln!("skipped: {what}");
-    false
-}
-
 fn replay(dir: &std::path::Path, response: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
     let kit = shopsim().expect("kit");
     let bin = assert_cmd::cargo::cargo_bin("mamori");
@@ -187,12 +175,7 @@ impl Drop for Watch {
 #[test]
 fn changes_while_killed_are_reported_after_restart() {
     let d = tempfile::tempdir().unwrap();
-    let root = tiny_shop(d.path());
-    mamori(d.path())
-        .args(["init", "--root"])
-        .arg(&root)
-        .assert()
-        .success();
+    let root = init_tiny_shop(d.path());
     let watch_cmd = || {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
         c.current_dir(d.path()).env("LANG", "C.UTF-8").args([

@@ -16,18 +16,8 @@ pub fn shopsim() -> Option<PathBuf> {
         .arg("--version")
         .output()
         .is_ok();
-    if p.exists() && python {
-        return Some(p);
-    }
-    let reason = format!(
-        "skipped: needs python3 and {} (the shared scenarios kit)",
-        p.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{reason}, and CI must run it");
-    }
-    eprintln!("{reason}");
-    None
+    let what = format!("python3 and {} (the scenario kit) are needed", p.display());
+    need(p.exists() && python, &what).then_some(p)
 }
 
 /// Generate a shop tree with shopsim: returns (root, manifest json).
@@ -91,6 +81,29 @@ pub fn tiny_shop(dir: &Path) -> PathBuf {
     root
 }
 
+/// A tiny shop in `dir`, with `mamori init` run on it (config and state in `dir`).
+pub fn init_tiny_shop(dir: &Path) -> PathBuf {
+    let root = tiny_shop(dir);
+    mamori(dir)
+        .args(["init", "--root"])
+        .arg(&root)
+        .assert()
+        .success();
+    root
+}
+
+/// Skip (printing why), or fail under CI, when a prerequisite is missing.
+pub fn need(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run this test, but {what}");
+    }
+    eprintln!("skipped: {what}");
+    false
+}
+
 /// `mamori` with the config in `dir`, English, no colour, no LANG surprises.
 pub fn mamori(dir: &Path) -> Command {
     let mut c = Command::cargo_bin("mamori").unwrap();
@@ -113,13 +126,5 @@ pub fn findings(stdout: &[u8]) -> Vec<serde_json::Value> {
 }
 
 pub fn is_root() -> bool {
-    nix_uid() == 0
-}
-
-fn nix_uid() -> u32 {
-    // SAFETY: getuid has no preconditions.
-    unsafe extern "C" {
-        fn getuid() -> u32;
-    }
-    unsafe { getuid() }
+    nix::unistd::Uid::current().is_root()
 }
