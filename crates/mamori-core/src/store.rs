@@ -43,7 +43,19 @@ const MIGRATIONS: &[&str] = &[
         time TEXT NOT NULL, detected_at TEXT NOT NULL, path TEXT, body TEXT NOT NULL,
         mac BLOB NOT NULL);
      CREATE INDEX events_kind_time ON events(kind, time);",
+    // 2: signed documents (page inventories, detector state that must not be forged).
+    "CREATE TABLE doc (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated_at TEXT NOT NULL,
+        mac BLOB NOT NULL);",
 ];
+
+/// A signed document read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Doc {
+    Missing,
+    Valid { body: Vec<u8>, updated_at: String },
+    /// Present, but its signature does not verify: edited outside mamori.
+    Tampered,
+}
 
 /// The kind of a file system entry in the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,6 +393,75 @@ impl Store {
     pub fn meta_delete(&self, key: &str) -> Result<()> {
         self.conn
             .execute("DELETE FROM meta WHERE key = ?1", [key])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- signed documents ------------------------------------------------------------
+
+    fn doc_mac(&self, name: &str, body: &[u8]) -> HmacSha256 {
+        let mut m = self.key.mac(b"mamori doc v1\0");
+        m.update(&(name.len() as u64).to_le_bytes());
+        m.update(name.as_bytes());
+        m.update(body);
+        m
+    }
+
+    /// Store `body` under `name`, signed with the store key (replaces any previous one).
+    pub fn doc_put(&self, name: &str, body: &[u8]) -> Result<()> {
+        let mac = self.doc_mac(name, body).finalize().into_bytes().to_vec();
+        let now = chrono::Utc::now().to_rfc3339();
+        self.conn
+            .execute(
+                "INSERT INTO doc(name, body, updated_at, mac) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET body = excluded.body,
+                   updated_at = excluded.updated_at, mac = excluded.mac",
+                params![name, body, now, mac],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The document stored under `name`, if any. A body whose signature does not verify
+    /// (edited outside mamori) is `Doc::Tampered`, never returned as if it were good.
+    pub fn doc_get(&self, name: &str) -> Result<Doc> {
+        let row: Option<(Vec<u8>, String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT body, updated_at, mac FROM doc WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(match row {
+            None => Doc::Missing,
+            Some((body, updated_at, mac)) => {
+                if self.doc_mac(name, &body).verify_slice(&mac).is_ok() {
+                    Doc::Valid { body, updated_at }
+                } else {
+                    Doc::Tampered
+                }
+            }
+        })
+    }
+
+    /// Names of stored documents starting with `prefix`.
+    pub fn doc_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM doc WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([prefix], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn doc_delete(&self, name: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM doc WHERE name = ?1", [name])
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -832,6 +913,32 @@ mod tests {
     fn open(dir: &Path) -> Store {
         let key = Key::load_or_create(&dir.join("k")).unwrap();
         Store::open(&dir.join("s/m.db"), key).unwrap()
+    }
+
+    #[test]
+    fn signed_documents_round_trip_and_detect_edits() {
+        let d = tempfile::tempdir().unwrap();
+        let s = open(d.path());
+        assert_eq!(s.doc_get("page/a").unwrap(), Doc::Missing);
+        s.doc_put("page/a", b"{\"x\":1}").unwrap();
+        s.doc_put("page/b", b"2").unwrap();
+        s.doc_put("other", b"3").unwrap();
+        match s.doc_get("page/a").unwrap() {
+            Doc::Valid { body, .. } => assert_eq!(body, b"{\"x\":1}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.doc_names("page/").unwrap(), vec!["page/a", "page/b"]);
+        // An edit outside mamori (body swapped, or a body moved to another name).
+        s.connection()
+            .execute("UPDATE doc SET body = x'00' WHERE name = 'page/a'", [])
+            .unwrap();
+        assert_eq!(s.doc_get("page/a").unwrap(), Doc::Tampered);
+        s.connection()
+            .execute("UPDATE doc SET name = 'page/c' WHERE name = 'page/b'", [])
+            .unwrap();
+        assert_eq!(s.doc_get("page/c").unwrap(), Doc::Tampered);
+        s.doc_delete("page/c").unwrap();
+        assert_eq!(s.doc_get("page/c").unwrap(), Doc::Missing);
     }
 
     #[test]
