@@ -47,6 +47,9 @@ pub struct EntranceConfig {
     pub block_ipv6_prefix: u8,
     /// JSON log field names.
     pub json_fields: JsonFields,
+    /// Access logs that `mamori watch` follows live (tail through rotation; the read
+    /// position is kept in the store, so a restart neither skips nor repeats a line).
+    pub follow: Vec<std::path::PathBuf>,
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -97,6 +100,7 @@ impl Default for EntranceConfig {
             block_hours_abuse: 24,
             block_ipv6_prefix: 64,
             json_fields: JsonFields::default(),
+            follow: Vec::new(),
         }
     }
 }

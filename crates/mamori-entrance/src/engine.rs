@@ -166,8 +166,8 @@ pub struct Advice {
     pub advice: String,
 }
 
-pub(crate) struct Engine<'c> {
-    cfg: &'c EntranceConfig,
+pub(crate) struct Engine {
+    cfg: std::sync::Arc<EntranceConfig>,
     host: String,
     lang: Lang,
     cls: Classifier,
@@ -193,6 +193,10 @@ pub(crate) struct Engine<'c> {
     block_enabled: bool,
     verifier: Option<std::sync::Arc<dyn block::BotVerifier>>,
     verified: Map<IpAddr, bool>,
+    /// Live mode: findings before this index were handed out by `take_new`.
+    emitted: usize,
+    /// Live mode: members of each episode when its finding was last handed out.
+    episode_reported: Vec<usize>,
     dec: Vec<u8>,
     tmp: Vec<u8>,
     hasher: foldhash::fast::FixedState,
@@ -266,9 +270,9 @@ fn trunc(s: &[u8], n: usize) -> String {
     mamori_core::pan::mask_pans(&s).into_owned()
 }
 
-impl<'c> Engine<'c> {
+impl Engine {
     pub fn new(
-        cfg: &'c EntranceConfig,
+        cfg: std::sync::Arc<EntranceConfig>,
         host: &str,
         lang: Lang,
         block_enabled: bool,
@@ -301,6 +305,8 @@ impl<'c> Engine<'c> {
             block_enabled,
             verifier,
             verified: Map::default(),
+            emitted: 0,
+            episode_reported: Vec::new(),
             dec: Vec::with_capacity(256),
             tmp: Vec::with_capacity(256),
             hasher: foldhash::fast::FixedState::with_seed(0x6d61_6d6f_7269),
@@ -784,6 +790,74 @@ impl<'c> Engine<'c> {
             self.pending.pop_front();
             self.resolve(p);
         }
+    }
+
+    /// Live mode: let event time advance to `now` (wall clock) without a request, so
+    /// decisions that wait for a quiet period are taken while the log is quiet.
+    pub fn advance(&mut self, now: i64) {
+        if now > self.now {
+            self.now = now;
+            self.run_pending(now);
+        }
+    }
+
+    /// Live mode: the findings made since the last call, plus an update of every
+    /// episode (campaign, stuffing, spraying, card testing) whose membership at least
+    /// doubled since it was last handed out (a new id; `evidence.update_of` names the
+    /// first). Handed-out findings that no episode refers to are dropped, so memory
+    /// stays bounded however long the daemon runs.
+    pub fn take_new(&mut self) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self.findings[self.emitted..].to_vec();
+        self.episode_reported.resize(self.episodes.len(), 0);
+        for e in 0..self.episodes.len() {
+            let n = self.episodes[e].members.len();
+            let fi = self.episodes[e].finding;
+            let reported = self.episode_reported[e];
+            if fi >= self.emitted {
+                // Handed out just now: refresh its member list first.
+                self.write_episode(e);
+                if let Some(f) = out.iter_mut().find(|f| f.id == self.findings[fi].id) {
+                    *f = self.findings[fi].clone();
+                }
+                self.episode_reported[e] = n;
+            } else if n >= 2 * reported.max(1) && n > reported {
+                self.write_episode(e);
+                let mut f = self.findings[fi].clone();
+                let first = f.id.clone();
+                f.id = mamori_core::finding::new_id();
+                f.detected_at = chrono::Utc::now();
+                if let Some(obj) = f.evidence.as_object_mut() {
+                    obj.insert("update_of".into(), json!(first));
+                }
+                out.push(f);
+                self.episode_reported[e] = n;
+            }
+        }
+        self.emitted = self.findings.len();
+        self.compact();
+        out
+    }
+
+    /// Drop handed-out findings no episode refers to, remapping episode indices.
+    fn compact(&mut self) {
+        if self.findings.len() < 1024 || self.emitted < self.findings.len() {
+            return;
+        }
+        let keep: Set<usize> = self.episodes.iter().map(|e| e.finding).collect();
+        let mut remap: Map<usize, usize> = Map::default();
+        let old = std::mem::take(&mut self.findings);
+        for (i, f) in old.into_iter().enumerate() {
+            if keep.contains(&i) {
+                remap.insert(i, self.findings.len());
+                self.findings.push(f);
+            }
+        }
+        for e in &mut self.episodes {
+            if let Some(&n) = remap.get(&e.finding) {
+                e.finding = n;
+            }
+        }
+        self.emitted = self.findings.len();
     }
 
     /// Resolve everything still pending (end of input).
@@ -1369,7 +1443,13 @@ mod tests {
     use crate::parse::{JsonFields, Scratch, parse_line};
 
     fn run(lines: &[String], cfg: &EntranceConfig) -> Vec<Finding> {
-        let mut e = Engine::new(cfg, "shop", Lang::En, true, None);
+        let mut e = Engine::new(
+            std::sync::Arc::new(cfg.clone()),
+            "shop",
+            Lang::En,
+            true,
+            None,
+        );
         let f = JsonFields::default();
         for l in lines {
             let mut s = Scratch::default();

@@ -12,7 +12,10 @@
 //! * **Responses** ([`block`]): `block.added` / `block.removed` with expiry, applied
 //!   through nftables, an nginx deny file, or only reported.
 //!
-//! The one entry point is [`analyze`]:
+//! * **Follow mode** ([`follow`]): tail logs live for `mamori watch`, through rotation
+//!   and copytruncate, resuming at the exact byte after a restart.
+//!
+//! The batch entry point is [`analyze`]:
 //!
 //! ```no_run
 //! use mamori_entrance::{analyze, LogsOptions};
@@ -29,6 +32,7 @@ pub mod classify;
 pub mod config;
 pub mod decode;
 mod engine;
+pub mod follow;
 pub mod parse;
 
 pub use block::{BlockBackend, BlockEntry, BlockError, BotVerifier, DnsBotVerifier, NoBotVerifier};
@@ -281,7 +285,14 @@ pub fn analyze(
         .bot_verifier
         .clone()
         .unwrap_or_else(|| Arc::new(DnsBotVerifier::default()));
-    let mut engine = engine::Engine::new(&cfg, host, lang, opts.block.is_some(), Some(verifier));
+    let cfg = Arc::new(cfg);
+    let mut engine = engine::Engine::new(
+        Arc::clone(&cfg),
+        host,
+        lang,
+        opts.block.is_some(),
+        Some(verifier),
+    );
     let mut stats = LogsStats {
         files: opts.files.len(),
         ..Default::default()

@@ -163,6 +163,32 @@ impl Watch {
         }
         panic!("timed out waiting for {want:?}; got {got:?}");
     }
+
+    /// Wait (bounded) until `attack.request` findings from all `ips` arrived; then keep
+    /// reading for a moment so that repeats would show.
+    fn wait_for_ips(&self, ips: &[&str]) -> Vec<serde_json::Value> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let seen = |got: &Vec<serde_json::Value>| {
+            ips.iter().all(|ip| {
+                got.iter()
+                    .any(|f| f["kind"] == "attack.request" && f["ip"] == *ip)
+            })
+        };
+        while Instant::now() < deadline && !seen(&got) {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
+            }
+        }
+        assert!(seen(&got), "timed out waiting for {ips:?}; got {got:?}");
+        let settle = Instant::now() + Duration::from_millis(2500);
+        while Instant::now() < settle {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
+            }
+        }
+        got
+    }
 }
 
 impl Drop for Watch {
@@ -272,4 +298,60 @@ fn non_root_runs_in_inotify_mode() {
     ]);
     let added = got.iter().find(|f| f["kind"] == "file.added").unwrap();
     assert_eq!(added["severity"], "critical");
+}
+
+fn attack_line(ip: &str) -> String {
+    let stamp = chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+    format!(
+        "{ip} - - [{stamp}] \"GET /products/list?id=1%27%20UNION%20SELECT%20login_id,password%20FROM%20dtb_member-- HTTP/1.1\" 200 812 \"-\" \"Mozilla/5.0\"\n"
+    )
+}
+
+fn append(p: &std::path::Path, s: &str) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .unwrap()
+        .write_all(s.as_bytes())
+        .unwrap();
+}
+
+/// Follow mode: attacks in the access log are reported live; after SIGKILL, lines written
+/// meanwhile (and a rotation) are read on restart, and nothing is reported twice.
+#[test]
+fn access_log_is_followed_across_kill_and_rotation() {
+    let d = tempfile::tempdir().unwrap();
+    init_tiny_shop(d.path());
+    let log = d.path().join("access.log");
+    append(&log, "");
+    append(
+        &d.path().join("mamori.toml"),
+        &format!("\n[entrance]\nfollow = [{:?}]\n", log.display().to_string()),
+    );
+    let watch_cmd = || {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+        c.current_dir(d.path()).env("LANG", "C.UTF-8").args([
+            "--json",
+            "watch",
+            "--response",
+            "alert",
+        ]);
+        c
+    };
+    let (w, _) = Watch::start(watch_cmd());
+    append(&log, &attack_line("203.0.113.10"));
+    w.wait_for_ips(&["203.0.113.10"]);
+    drop(w); // SIGKILL
+    append(&log, &attack_line("203.0.113.11"));
+    std::fs::rename(&log, d.path().join("access.log.1")).unwrap();
+    append(&log, &attack_line("203.0.113.12"));
+    let (w, _) = Watch::start(watch_cmd());
+    let got = w.wait_for_ips(&["203.0.113.11", "203.0.113.12"]);
+    let again = got.iter().filter(|f| f["ip"] == "203.0.113.10").count();
+    assert_eq!(
+        again, 0,
+        "a line read before the kill was read again: {got:?}"
+    );
 }

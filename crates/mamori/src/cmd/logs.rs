@@ -30,20 +30,28 @@ pub struct LogsArgs {
     pub nginx_deny: Option<PathBuf>,
 }
 
+/// The `[entrance]` section of the config, or the defaults without one.
+pub fn entrance_config(ctx: &Ctx) -> Result<mamori_entrance::EntranceConfig> {
+    let lang = ctx.lang;
+    Ok(
+        match ctx.config_opt().and_then(|l| l.config.entrance.clone()) {
+            Some(t) => t.try_into().map_err(|e: toml::de::Error| {
+                super::UserError(tr!(
+                    lang,
+                    "{}: [entrance]: {}; see docs/entrance.md",
+                    "{}: [entrance] の設定が不正です: {}。docs/entrance.md を参照してください",
+                    ctx.config_path.display(),
+                    e.message().trim()
+                ))
+            })?,
+            None => Default::default(),
+        },
+    )
+}
+
 pub fn run(ctx: &Ctx, a: &LogsArgs) -> Result<u8> {
     let lang = ctx.lang;
-    let config = match ctx.config_opt().and_then(|l| l.config.entrance.clone()) {
-        Some(t) => t.try_into().map_err(|e: toml::de::Error| {
-            super::UserError(tr!(
-                lang,
-                "{}: [entrance]: {}; see docs/entrance.md",
-                "{}: [entrance] の設定が不正です: {}。docs/entrance.md を参照してください",
-                ctx.config_path.display(),
-                e.message().trim()
-            ))
-        })?,
-        None => Default::default(),
-    };
+    let config = entrance_config(ctx)?;
     let block = a.block.then(|| match &a.nginx_deny {
         Some(p) => BlockBackend::NginxDeny { path: p.clone() },
         None => BlockBackend::nftables(a.dry_run),

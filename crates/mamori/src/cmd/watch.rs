@@ -165,6 +165,74 @@ impl Daemon<'_> {
     }
 }
 
+const TAIL_DOC: &str = "entrance/tail/";
+
+/// Follow the access logs of `[entrance] follow`, resuming where the last run stopped.
+fn start_follower(
+    d: &Daemon<'_>,
+    cfg: mamori_entrance::EntranceConfig,
+) -> Option<mamori_entrance::follow::Follower> {
+    use mamori_core::store::Doc;
+    use mamori_entrance::follow::{Follower, TailState};
+    if cfg.follow.is_empty() {
+        return None;
+    }
+    let lang = d.ctx.lang;
+    let mut files = Vec::new();
+    for p in &cfg.follow {
+        let name = format!("{TAIL_DOC}{}", p.display());
+        let saved = match d.store.doc_get(&name) {
+            Ok(Doc::Valid { body, .. }) => serde_json::from_slice::<TailState>(&body).ok(),
+            Ok(Doc::Tampered) => {
+                d.ctx.warn(&tr!(
+                    lang,
+                    "the saved read position of {} failed its signature check; following from the end",
+                    "{} の保存済み読み取り位置の署名検査に失敗しました。末尾から追跡します",
+                    p.display()
+                ));
+                None
+            }
+            _ => None,
+        };
+        if !p.exists() {
+            d.ctx.warn(&tr!(
+                lang,
+                "{}: access log not found (yet); it is followed once it appears",
+                "{}: アクセスログがまだありません。作成され次第追跡します",
+                p.display()
+            ));
+        }
+        files.push((p.clone(), saved));
+    }
+    d.ctx.note(&tr!(
+        lang,
+        "following {} access log(s) live (attacks, brute force, stuffing, card testing, campaigns)",
+        "{} 個のアクセスログをリアルタイムで追跡します (攻撃、総当たり、リスト型攻撃、クレジットマスター、キャンペーン)",
+        files.len()
+    ));
+    Some(Follower::new(&files, cfg, None, &d.host, lang))
+}
+
+impl Daemon<'_> {
+    /// One round of the live entrance layer: new lines → findings; positions saved.
+    fn follow(&mut self, f: &mut mamori_entrance::follow::Follower) {
+        let before = f.states();
+        let findings = f.poll(chrono::Utc::now().timestamp());
+        self.emit(&findings);
+        let after = f.states();
+        if after != before {
+            for (p, st) in after {
+                let name = format!("{TAIL_DOC}{}", p.display());
+                if let Ok(body) = serde_json::to_vec(&st)
+                    && let Err(e) = self.store.doc_put(&name, &body)
+                {
+                    self.ctx.warn(&e.localized(self.ctx.lang));
+                }
+            }
+        }
+    }
+}
+
 /// Tell systemd we are ready (Type=notify), if it is listening.
 fn sd_notify_ready() {
     let Some(sock) = std::env::var_os("NOTIFY_SOCKET") else {
@@ -347,6 +415,8 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     d.emit(&startup);
     // Whatever changed while mamori was not running is reported now (late).
     d.sweep(true);
+    let mut follower = start_follower(&d, super::logs::entrance_config(ctx)?);
+    let mut last_follow = Instant::now();
     sd_notify_ready();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -395,6 +465,12 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
                 d.sweep(false);
             }
             deploying = now_deploying;
+        }
+        if let Some(f) = follower.as_mut()
+            && last_follow.elapsed() >= Duration::from_secs(1)
+        {
+            last_follow = Instant::now();
+            d.follow(f);
         }
         let timeout_ms: u16 = if pending.is_empty() { 250 } else { 20 };
         if let Some(src) = source.as_mut() {
