@@ -105,7 +105,7 @@ impl Default for DetectorConfig {
 }
 
 /// The optional configuration file form (`[egress]` in `mamori.toml`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExitConfig {
     #[serde(flatten)]
@@ -113,6 +113,22 @@ pub struct ExitConfig {
     /// Access-log request patterns marking checkout completions (`/path` prefix or
     /// `METHOD /path`); empty = [`crate::orders::DEFAULT_CHECKOUT_PATHS`].
     pub checkout_paths: Vec<String>,
+    /// `mamori watch` samples this server's outbound connections live (/proc socket
+    /// tables, once a second, with the owning process and user).
+    pub live: bool,
+    /// Sampling interval of the live source, in milliseconds (≥ 100).
+    pub live_interval_ms: u64,
+}
+
+impl Default for ExitConfig {
+    fn default() -> Self {
+        ExitConfig {
+            detect: DetectorConfig::default(),
+            checkout_paths: Vec::new(),
+            live: false,
+            live_interval_ms: 1000,
+        }
+    }
 }
 
 impl ExitConfig {
@@ -128,6 +144,9 @@ impl ExitConfig {
     pub fn validate(&self) -> Result<(), crate::ExitError> {
         let d = &self.detect;
         let bad = |m: &str| Err(crate::ExitError::Config(m.to_string()));
+        if self.live_interval_ms < 100 {
+            return bad("live_interval_ms must be >= 100");
+        }
         if !(d.learning_days.is_finite() && d.learning_days >= 0.0) {
             return bad("learning_days must be >= 0");
         }

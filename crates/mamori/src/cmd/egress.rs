@@ -47,6 +47,23 @@ pub enum EgressAction {
     },
 }
 
+/// The `[exit]` section of the config, or the defaults without one.
+pub fn exit_config(ctx: &Ctx) -> Result<ExitConfig> {
+    let lang = ctx.lang;
+    let Some(t) = ctx.config_opt().and_then(|l| l.config.exit.clone()) else {
+        return Ok(ExitConfig::default());
+    };
+    let text = toml::to_string(&t).unwrap_or_default();
+    Ok(ExitConfig::from_toml(&text).map_err(|e| {
+        super::UserError(tr!(
+            lang,
+            "{}: [exit]: {e}; see docs/exit.md",
+            "{}: [exit] の設定が不正です: {e}。docs/exit.md を参照してください",
+            ctx.config_path.display()
+        ))
+    })?)
+}
+
 pub fn run(ctx: &Ctx, a: &EgressArgs) -> Result<u8> {
     let lang = ctx.lang;
     let Some(conn) = a.input.conn_log.clone() else {
@@ -60,17 +77,7 @@ pub fn run(ctx: &Ctx, a: &EgressArgs) -> Result<u8> {
     o.dns_log = a.input.dns_log.clone();
     o.orders = a.input.orders.clone();
     o.access_log = a.input.access_log.clone();
-    if let Some(t) = ctx.config_opt().and_then(|l| l.config.exit.clone()) {
-        let text = toml::to_string(&t).unwrap_or_default();
-        o.config = ExitConfig::from_toml(&text).map_err(|e| {
-            super::UserError(tr!(
-                lang,
-                "{}: [exit]: {e}; see docs/exit.md",
-                "{}: [exit] の設定が不正です: {e}。docs/exit.md を参照してください",
-                ctx.config_path.display()
-            ))
-        })?;
-    }
+    o.config = exit_config(ctx)?;
     let rep = mamori_exit::analyze(&o, &ctx.host(), lang).map_err(|e| {
         super::UserError(tr!(
             lang,

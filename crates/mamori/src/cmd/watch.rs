@@ -233,6 +233,104 @@ impl Daemon<'_> {
     }
 }
 
+const EGRESS_DOC: &str = "exit/state";
+
+/// The live exit layer: the /proc sampler feeding the egress detectors, whose learning
+/// is kept in the store.
+struct LiveEgress {
+    sampler: mamori_exit::live::Sampler,
+    det: mamori_exit::Detector,
+    names: mamori_exit::names::NameIndex,
+    interval: Duration,
+    last_poll: Instant,
+    last_save: Instant,
+    dirty: bool,
+}
+
+fn start_egress(d: &Daemon<'_>, cfg: mamori_exit::ExitConfig) -> Option<LiveEgress> {
+    use mamori_core::store::Doc;
+    if !cfg.live {
+        return None;
+    }
+    let lang = d.ctx.lang;
+    if !mamori_exit::live::available(std::path::Path::new("/proc/net")) {
+        d.ctx.warn(&tr!(
+            lang,
+            "live egress watching is off: /proc/net is not readable here",
+            "外向き通信のリアルタイム監視を停止: /proc/net を読めません"
+        ));
+        return None;
+    }
+    let state = match d.store.doc_get(EGRESS_DOC) {
+        Ok(Doc::Valid { body, .. }) => serde_json::from_slice(&body).ok(),
+        Ok(Doc::Tampered) => {
+            d.ctx.warn(&tr!(
+                lang,
+                "the saved egress learning failed its signature check; learning starts over",
+                "保存済みの外向き通信の学習データの署名検査に失敗しました。学習をやり直します"
+            ));
+            None
+        }
+        _ => None,
+    };
+    let interval = Duration::from_millis(cfg.live_interval_ms);
+    d.ctx.note(&tr!(
+        lang,
+        "watching outbound connections live every {} ms from /proc (with process and user; connections shorter than that can be missed)",
+        "/proc から {} ミリ秒ごとに外向き通信を監視します (プロセスとユーザー付き。それより短い接続は見逃すことがあります)",
+        interval.as_millis()
+    ));
+    let det = match state {
+        Some(s) => mamori_exit::Detector::with_state(cfg.detect, s, &d.host, lang),
+        None => mamori_exit::Detector::new(cfg.detect, &d.host, lang),
+    };
+    Some(LiveEgress {
+        sampler: mamori_exit::live::Sampler::new(),
+        det,
+        names: mamori_exit::names::NameIndex::new(&[]),
+        interval,
+        last_poll: Instant::now() - interval,
+        last_save: Instant::now(),
+        dirty: false,
+    })
+}
+
+impl Daemon<'_> {
+    fn egress(&mut self, e: &mut LiveEgress) {
+        e.last_poll = Instant::now();
+        let conns = match e.sampler.poll() {
+            Ok(c) => c,
+            Err(err) => {
+                self.ctx.warn(&err.to_string());
+                return;
+            }
+        };
+        let mut out = Vec::new();
+        for c in &conns {
+            let t = mamori_exit::target_of(c, &e.names);
+            out.extend(e.det.observe_conn(c, &t));
+        }
+        e.dirty |= !conns.is_empty();
+        self.emit(&out);
+        if e.dirty && e.last_save.elapsed() >= Duration::from_secs(60) {
+            self.save_egress(e);
+        }
+    }
+
+    fn save_egress(&mut self, e: &mut LiveEgress) {
+        e.last_save = Instant::now();
+        if !e.dirty {
+            return;
+        }
+        e.dirty = false;
+        if let Ok(body) = serde_json::to_vec(&e.det.state)
+            && let Err(err) = self.store.doc_put(EGRESS_DOC, &body)
+        {
+            self.ctx.warn(&err.localized(self.ctx.lang));
+        }
+    }
+}
+
 /// Tell systemd we are ready (Type=notify), if it is listening.
 fn sd_notify_ready() {
     let Some(sock) = std::env::var_os("NOTIFY_SOCKET") else {
@@ -417,6 +515,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     d.sweep(true);
     let mut follower = start_follower(&d, super::logs::entrance_config(ctx)?);
     let mut last_follow = Instant::now();
+    let mut egress = start_egress(&d, super::egress::exit_config(ctx)?);
     sd_notify_ready();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -471,6 +570,11 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         {
             last_follow = Instant::now();
             d.follow(f);
+        }
+        if let Some(e) = egress.as_mut()
+            && e.last_poll.elapsed() >= e.interval
+        {
+            d.egress(e);
         }
         let timeout_ms: u16 = if pending.is_empty() { 250 } else { 20 };
         if let Some(src) = source.as_mut() {
@@ -578,6 +682,9 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             d.sweep(source.is_some());
             last_sweep = Instant::now();
         }
+    }
+    if let Some(e) = egress.as_mut() {
+        d.save_egress(e);
     }
     ctx.note(&tr!(
         lang,
