@@ -4,7 +4,6 @@
 
 use crate::error::{WarnKind, Warning};
 use crate::rules::RootRules;
-use ignore::{WalkBuilder, WalkState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +46,11 @@ pub fn threads(configured: usize) -> usize {
 /// Walk `rules.root`, calling `visit` for every non-ignored entry (files, dirs, links,
 /// specials). Returns what the visitors produced and the warnings. `counter` is bumped
 /// per entry for progress bars.
+///
+/// Each directory is read once (`getdents`) and each entry's metadata comes from
+/// `statx` relative to the open directory, not from its full path, so the kernel never
+/// walks the path again (the cost that made a path-based walk ~1.75× `find`).
+/// Directories are work items on a private pool of `threads` workers.
 pub fn walk<T, F>(
     rules: &Arc<RootRules>,
     threads: usize,
@@ -58,68 +62,50 @@ where
     F: Fn(Item<'_>) -> Result<Option<T>, Warning> + Sync,
 {
     let root = rules.root.clone();
-    let filt_rules = Arc::clone(rules);
-    let mut builder = WalkBuilder::new(&root);
-    builder
-        .standard_filters(false)
-        .hidden(false)
-        .follow_links(false)
-        .threads(threads)
-        .filter_entry(move |e| {
-            let rel = e.path().strip_prefix(&filt_rules.root).unwrap_or(e.path());
-            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-            !filt_rules.is_ignored(rel, is_dir)
-        });
     let (tx, rx) = crossbeam_channel::unbounded::<Result<T, Warning>>();
-    let visit = &visit;
-    let root_ref: &PathBuf = &root;
-    builder.build_parallel().run(|| {
-        let tx = tx.clone();
-        Box::new(move |res| {
-            let entry = match res {
-                Ok(e) => e,
-                Err(err) => {
-                    let path = walk_error_path(&err)
-                        .map(|p| p.strip_prefix(root_ref).unwrap_or(&p).to_path_buf())
-                        .map(|p| display(&path_bytes(&p)))
-                        .unwrap_or_else(|| ".".into());
-                    let _ = tx.send(Err(Warning {
-                        path,
-                        kind: WarnKind::WalkError(io_message(&err)),
-                    }));
-                    return WalkState::Continue;
-                }
-            };
+    let send = |r: Result<Option<T>, Warning>| match r {
+        Ok(Some(t)) => {
+            let _ = tx.send(Ok(t));
+        }
+        Ok(None) => {}
+        Err(w) => {
+            let _ = tx.send(Err(w));
+        }
+    };
+    // The root itself (never ignored).
+    match std::fs::symlink_metadata(&root) {
+        Ok(meta) => {
             counter.fetch_add(1, Ordering::Relaxed);
-            let abs = entry.path();
-            let rel = abs.strip_prefix(root_ref).unwrap_or(Path::new(""));
-            let meta = match std::fs::symlink_metadata(abs) {
-                Ok(m) => m,
-                Err(e) => {
-                    let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                        WarnKind::Vanished
-                    } else {
-                        WarnKind::Unreadable(e.to_string())
-                    };
-                    let _ = tx.send(Err(Warning {
-                        path: display(&path_bytes(rel)),
-                        kind,
-                    }));
-                    return WalkState::Continue;
-                }
-            };
-            match visit(Item { rel, abs, meta }) {
-                Ok(Some(t)) => {
-                    let _ = tx.send(Ok(t));
-                }
-                Ok(None) => {}
-                Err(w) => {
-                    let _ = tx.send(Err(w));
+            let is_dir = meta.is_dir();
+            send(visit(Item {
+                rel: Path::new(""),
+                abs: &root,
+                meta,
+            }));
+            if is_dir {
+                let ctx = WalkCtx {
+                    rules,
+                    counter,
+                    visit: &visit,
+                    send: &send,
+                    _t: std::marker::PhantomData,
+                };
+                match rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads.max(1))
+                    .thread_name(|i| format!("mamori-walk-{i}"))
+                    .build()
+                {
+                    Ok(pool) => pool.scope(|s| ctx.dir(s, root.clone(), PathBuf::new())),
+                    // No threads to be had: walk on this one.
+                    Err(_) => rayon::scope(|s| ctx.dir(s, root.clone(), PathBuf::new())),
                 }
             }
-            WalkState::Continue
-        })
-    });
+        }
+        Err(e) => send(Err(Warning {
+            path: ".".into(),
+            kind: WarnKind::WalkError(e.to_string()),
+        })),
+    }
     drop(tx);
     let mut out = Vec::new();
     let mut warnings = Vec::new();
@@ -132,21 +118,87 @@ where
     (out, warnings)
 }
 
-fn walk_error_path(e: &ignore::Error) -> Option<PathBuf> {
-    match e {
-        ignore::Error::WithPath { path, .. } => Some(path.clone()),
-        ignore::Error::WithDepth { err, .. } => walk_error_path(err),
-        ignore::Error::WithLineNumber { err, .. } => walk_error_path(err),
-        ignore::Error::Loop { child, .. } => Some(child.clone()),
-        _ => None,
-    }
+struct WalkCtx<'a, T, F, S> {
+    rules: &'a RootRules,
+    counter: &'a AtomicU64,
+    visit: &'a F,
+    send: &'a S,
+    _t: std::marker::PhantomData<fn() -> T>,
 }
 
-fn io_message(e: &ignore::Error) -> String {
-    match e {
-        ignore::Error::WithPath { err, .. } => io_message(err),
-        ignore::Error::WithDepth { err, .. } => io_message(err),
-        ignore::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
+impl<'a, T, F, S> WalkCtx<'a, T, F, S>
+where
+    T: Send,
+    F: Fn(Item<'_>) -> Result<Option<T>, Warning> + Sync,
+    S: Fn(Result<Option<T>, Warning>) + Sync,
+{
+    fn dir<'s>(&'s self, scope: &rayon::Scope<'s>, abs: PathBuf, rel: PathBuf)
+    where
+        'a: 's,
+    {
+        let rd = match std::fs::read_dir(&abs) {
+            Ok(rd) => rd,
+            Err(e) => {
+                (self.send)(Err(Warning {
+                    path: display(&path_bytes(&rel)),
+                    kind: if e.kind() == std::io::ErrorKind::NotFound {
+                        WarnKind::Vanished
+                    } else {
+                        WarnKind::WalkError(e.to_string())
+                    },
+                }));
+                return;
+            }
+        };
+        for ent in rd {
+            let ent = match ent {
+                Ok(e) => e,
+                Err(e) => {
+                    (self.send)(Err(Warning {
+                        path: display(&path_bytes(&rel)),
+                        kind: WarnKind::WalkError(e.to_string()),
+                    }));
+                    break;
+                }
+            };
+            let name = ent.file_name();
+            let crel = rel.join(&name);
+            // d_type from getdents decides pruning without a stat where it can.
+            let dir_hint = ent.file_type().ok().map(|t| t.is_dir());
+            if let Some(is_dir) = dir_hint
+                && self.rules.is_ignored(&crel, is_dir)
+            {
+                continue;
+            }
+            // statx(dirfd, name, AT_SYMLINK_NOFOLLOW): no path walk.
+            let meta = match ent.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    (self.send)(Err(Warning {
+                        path: display(&path_bytes(&crel)),
+                        kind: if e.kind() == std::io::ErrorKind::NotFound {
+                            WarnKind::Vanished
+                        } else {
+                            WarnKind::Unreadable(e.to_string())
+                        },
+                    }));
+                    continue;
+                }
+            };
+            let is_dir = meta.is_dir();
+            if dir_hint.is_none() && self.rules.is_ignored(&crel, is_dir) {
+                continue;
+            }
+            self.counter.fetch_add(1, Ordering::Relaxed);
+            let cabs = abs.join(&name);
+            (self.send)((self.visit)(Item {
+                rel: &crel,
+                abs: &cabs,
+                meta,
+            }));
+            if is_dir {
+                scope.spawn(move |s| self.dir(s, cabs, crel));
+            }
+        }
     }
 }
