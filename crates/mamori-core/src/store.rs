@@ -52,7 +52,10 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Doc {
     Missing,
-    Valid { body: Vec<u8>, updated_at: String },
+    Valid {
+        body: Vec<u8>,
+        updated_at: String,
+    },
     /// Present, but its signature does not verify: edited outside mamori.
     Tampered,
 }

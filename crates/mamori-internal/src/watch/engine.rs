@@ -6,9 +6,11 @@ use crate::check::{self, CheckOptions, CopyFn, Obs};
 use crate::error::Warning;
 use crate::rules::RootRules;
 use crate::walk::Item;
+use hashbrown::HashTable;
 use mamori_core::Finding;
 use mamori_core::store::BaselineEntry;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +21,19 @@ struct RootState {
     rules: Arc<RootRules>,
     key: String,
     entries: Vec<BaselineEntry>,
-    index: HashMap<Vec<u8>, usize>,
+    /// Positions in `entries`, hashed by path: the paths are not stored twice (on a
+    /// 100k-file shop this saves ~10 MiB of a daemon that runs for months).
+    index: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl RootState {
+    fn find(&self, rel: &[u8]) -> Option<usize> {
+        let h = self.hasher.hash_one(rel);
+        self.index
+            .find(h, |&i| self.entries[i as usize].path == rel)
+            .map(|&i| i as usize)
+    }
 }
 
 /// The last report per path: what state it described, and when.
@@ -61,13 +75,29 @@ impl Engine {
                 key: r.key(),
                 rules: Arc::clone(r),
                 entries: Vec::new(),
-                index: HashMap::new(),
+                index: HashTable::new(),
+                hasher: foldhash::fast::FixedState::default(),
             })
             .collect();
         for e in baseline {
             if let Some(r) = roots.iter_mut().find(|r| r.key == e.root) {
-                r.index.insert(e.path.clone(), r.entries.len());
                 r.entries.push(e);
+            }
+        }
+        for r in &mut roots {
+            r.entries.shrink_to_fit();
+            r.index.reserve(r.entries.len(), |_| 0);
+            let RootState {
+                entries,
+                index,
+                hasher,
+                ..
+            } = r;
+            for (i, e) in entries.iter().enumerate() {
+                let h = hasher.hash_one(&e.path[..]);
+                index.insert_unique(h, i as u32, |&j| {
+                    hasher.hash_one(&entries[j as usize].path[..])
+                });
             }
         }
         Engine {
@@ -89,7 +119,7 @@ impl Engine {
     pub fn entry_of(&self, abs: &Path) -> Option<(usize, &BaselineEntry)> {
         let (i, r) = self.root_of(abs)?;
         let rel = abs.strip_prefix(&r.rules.root).ok()?;
-        let idx = *r.index.get(rel.as_os_str().as_bytes())?;
+        let idx = r.find(rel.as_os_str().as_bytes())?;
         Some((i, &r.entries[idx]))
     }
 
@@ -130,7 +160,7 @@ impl Engine {
             return Ok(None);
         };
         let rel_b = rel.as_os_str().as_bytes().to_vec();
-        let base = r.index.get(&rel_b).map(|&i| (i, &r.entries[i]));
+        let base = r.find(&rel_b).map(|i| (i, &r.entries[i]));
         let meta = match std::fs::symlink_metadata(&ev.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -251,9 +281,8 @@ impl Engine {
                 .map(|p| p.as_os_str().as_bytes().to_vec())
                 .unwrap_or_default();
             let entry = self.roots[ri]
-                .index
-                .get(&rel)
-                .map(|&i| self.roots[ri].entries[i].clone());
+                .find(&rel)
+                .map(|i| self.roots[ri].entries[i].clone());
             let ev = Event {
                 path: abs,
                 kind: EventKind::Changed,
