@@ -160,6 +160,13 @@ pub struct Config {
     /// The posture audit and sealing settings (see docs/posture.md).
     #[serde(default)]
     pub posture: Option<toml::Table>,
+    /// The payment page watch (see docs/page.md).
+    #[serde(default)]
+    pub page: Option<toml::Table>,
+    /// Content scanning: `scan`, and the scan of changed files in `check`/`watch` (see
+    /// docs/scan.md).
+    #[serde(default)]
+    pub scan: Option<toml::Table>,
 }
 
 /// A loaded config and where it came from.

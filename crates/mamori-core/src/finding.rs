@@ -146,6 +146,8 @@ kinds! {
     PageScriptChanged = "page.script_changed", Page;
     PageFormChanged = "page.form_changed", Page;
     PageHeaderChanged = "page.header_changed", Page;
+    PageRequestAdded = "page.request_added", Page;
+    PageCspViolation = "page.csp_violation", Page;
     PostureFail = "posture.fail", Posture;
     PosturePass = "posture.pass", Posture;
     PostureUnknown = "posture.unknown", Posture;

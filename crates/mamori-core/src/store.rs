@@ -431,7 +431,8 @@ impl Store {
         let row: Option<(Vec<u8>, String, Vec<u8>)> = self
             .conn
             .query_row(
-                "SELECT body, updated_at, mac FROM doc WHERE name = ?1",
+                // CAST: a body re-typed as TEXT by hand still reads (and fails its MAC).
+                "SELECT CAST(body AS BLOB), updated_at, CAST(mac AS BLOB) FROM doc WHERE name = ?1",
                 [name],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )

@@ -68,6 +68,12 @@ pub enum Command {
     Unseal(cmd::posture::UnsealArgs),
     /// Replay the founding incident on a built-in demo shop and show what mamori reports.
     Demo(cmd::demo::DemoArgs),
+    /// Scan files for skimmers, webshells, obfuscated code and card-number stashes
+    /// (YARA rules plus a card-number finder); needs no config.
+    Scan(cmd::scan::ScanArgs),
+    /// Watch the payment pages as customers' browsers receive them (PCI DSS 6.4.3 /
+    /// 11.6.1): approve, check, show the inventory, CSP advice and report endpoint.
+    Page(cmd::page::PageArgs),
     /// Show findings stored in the event log.
     Events(cmd::events::EventsArgs),
 }
@@ -93,6 +99,8 @@ fn main() -> ExitCode {
         Command::Approve(a) => cmd::approve::approve(&ctx, a),
         Command::Deploy(a) => cmd::approve::deploy(&ctx, a),
         Command::Events(a) => cmd::events::run(&ctx, a),
+        Command::Scan(a) => cmd::scan::run(&ctx, a),
+        Command::Page(a) => cmd::page::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
         Command::Watch(a) => cmd::watch::run(&ctx, a),
         Command::Logs(a) => cmd::logs::run(&ctx, a),

@@ -104,6 +104,14 @@ fn compare_with(
     });
     super::print_warnings(ctx, &out.warnings);
     findings.extend(out.findings);
+    // What is each new or changed file? (rules compiled only when something changed)
+    let targets = super::scan::ChangeScanner::targets(&rules, &findings);
+    if !targets.is_empty() {
+        let scanner = super::scan::ChangeScanner::new(ctx)?;
+        for (abs, root, rel) in targets {
+            findings.extend(scanner.scan(ctx, &abs, &root, &rel));
+        }
+    }
     Ok(Compared { findings })
 }
 

@@ -9,7 +9,9 @@ pub mod egress;
 pub mod events;
 pub mod init;
 pub mod logs;
+pub mod page;
 pub mod posture;
+pub mod scan;
 pub mod watch;
 
 /// An error whose text is already localized and complete (printed as is).

@@ -53,6 +53,8 @@ struct Daemon<'a> {
     responder: Option<respond::Responder>,
     host: String,
     alerts: Option<mamori_alert::AlertDispatcher>,
+    /// Content scanning of every new or changed file (rules compiled once).
+    scanner: Option<super::scan::ChangeScanner>,
 }
 
 impl Daemon<'_> {
@@ -96,6 +98,14 @@ impl Daemon<'_> {
     /// Report a detection, then respond to it.
     fn handle(&mut self, d: Detected) {
         let mut batch = vec![d.finding.clone()];
+        // Say what a new or changed file is (skimmer, webshell, stash) in the same breath.
+        if let Some(sc) = &self.scanner
+            && matches!(d.finding.kind, Kind::FileAdded | Kind::FileModified)
+            && let (Some(rel), Some(root)) = (&d.finding.path, &d.finding.root)
+            && std::fs::symlink_metadata(&d.abs).is_ok_and(|m| m.is_file())
+        {
+            batch.extend(sc.scan(self.ctx, &d.abs, root, rel));
+        }
         let critical = d.entry.as_ref().is_some_and(|e| e.is_critical());
         let act = matches!(d.finding.kind, Kind::FileModified | Kind::FileDeleted) && critical;
         if act
@@ -512,7 +522,20 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         lang,
     });
     let alerts = crate::ctx::alerts(lang, loaded)?;
+    let scanner = match super::scan::ChangeScanner::new(ctx) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // A broken rule file must not stop tamper detection: say so and go on.
+            ctx.warn(&tr!(
+                lang,
+                "content scanning is off: {e}",
+                "内容の検査を停止しています: {e}"
+            ));
+            None
+        }
+    };
     let mut d = Daemon {
+        scanner,
         alerts,
         ctx,
         loaded,
@@ -527,6 +550,9 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     let mut follower = start_follower(&d, super::logs::entrance_config(ctx)?);
     let mut last_follow = Instant::now();
     let mut egress = start_egress(&d, super::egress::exit_config(ctx)?);
+    // Payment pages: the scheduled check and the CSP report endpoint (docs/page.md).
+    let (page_tx, page_rx) = crossbeam_channel::bounded::<mamori_page::PageEvent>(1024);
+    let _page = super::page::start_for_watch(ctx, loaded, page_tx)?;
     sd_notify_ready();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -680,6 +706,13 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             .with_checklist(&["20-1.1", "pci:11.5.2"])
             .with_evidence(json!({ "opener": mamori_internal::watch::process_info(den.pid) }));
             d.emit(&[f]);
+        }
+        while let Ok(ev) = page_rx.try_recv() {
+            match ev {
+                mamori_page::PageEvent::Finding(f) => d.emit(&[*f]),
+                mamori_page::PageEvent::Error { message, .. } => ctx.warn(&message),
+                mamori_page::PageEvent::Round { .. } => {}
+            }
         }
         if overflow {
             ctx.warn(&tr!(
