@@ -75,6 +75,8 @@ fn the_four_changes_on_a_20k_shop() {
         ("file.added".to_string(), evil.clone()),
         ("file.deleted".to_string(), template.clone()),
         ("file.meta".to_string(), "index.php".to_string()),
+        // check scans what it finds new or changed: the upload is recognised as a webshell.
+        ("malware.webshell".to_string(), evil.clone()),
     ];
     want.sort();
     assert_eq!(got, want);
