@@ -138,22 +138,31 @@ impl Tailer {
         if let Some((mut old, off)) = self.backlog.take()
             && old.seek(SeekFrom::Start(off)).is_ok()
         {
-            let mut buf = Vec::new();
-            if old.read_to_end(&mut buf).is_ok() {
-                let mut n = 0;
-                let mut partial = Vec::new();
-                let mut skipping = false;
-                split_lines(&buf, &mut partial, &mut skipping, &mut |l| {
-                    n += 1;
-                    on_line(l);
-                });
-                if !partial.is_empty() {
-                    n += 1;
-                    on_line(trim_cr(&partial));
-                }
-                self.stats.recovered_lines += n;
-                self.stats.lines += n;
+            // Streamed in chunks like the live file: a huge rotated log costs no memory.
+            let (mut partial, mut skipping, mut n) = (Vec::new(), false, 0u64);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let got = match old.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(got) => got,
+                };
+                split_lines_counting(
+                    &buf[..got],
+                    &mut partial,
+                    &mut skipping,
+                    &mut self.stats.too_long,
+                    &mut |l| {
+                        n += 1;
+                        on_line(l);
+                    },
+                );
             }
+            if !partial.is_empty() && !skipping {
+                n += 1;
+                on_line(trim_cr(&partial));
+            }
+            self.stats.recovered_lines += n;
+            self.stats.lines += n;
         }
         if self.file.is_none() {
             self.open_current(None);
@@ -236,16 +245,6 @@ impl Tailer {
 
 fn trim_cr(l: &[u8]) -> &[u8] {
     l.strip_suffix(b"\r").unwrap_or(l)
-}
-
-fn split_lines(
-    data: &[u8],
-    partial: &mut Vec<u8>,
-    skipping: &mut bool,
-    on_line: &mut dyn FnMut(&[u8]),
-) {
-    let mut ignored = 0;
-    split_lines_counting(data, partial, skipping, &mut ignored, on_line);
 }
 
 /// Split `data` (appended after `partial`) into lines. Returns `data.len()`; `partial`

@@ -108,9 +108,7 @@ fn compare_with(
     let targets = super::scan::ChangeScanner::targets(&rules, &findings);
     if !targets.is_empty() {
         let scanner = super::scan::ChangeScanner::new(ctx)?;
-        for (abs, root, rel) in targets {
-            findings.extend(scanner.scan(ctx, &abs, &root, &rel));
-        }
+        findings.extend(scanner.scan(ctx, &targets));
     }
     Ok(Compared { findings })
 }

@@ -147,21 +147,22 @@ impl ChangeScanner {
         })
     }
 
-    /// Scan one changed file; a file that cannot be scanned is a warning, not an error.
+    /// Scan changed files (root key, relative path, absolute path) with one scanner; a
+    /// file that cannot be scanned is a warning, not an error.
     pub fn scan(
         &self,
         ctx: &Ctx,
-        abs: &std::path::Path,
-        root: &str,
-        rel: &str,
+        targets: &[(PathBuf, String, String)],
     ) -> Vec<mamori_core::Finding> {
-        match self.engine.scan_file(abs, rel, &self.host, self.lang) {
-            Ok(fs) => fs.into_iter().map(|f| f.with_root(root)).collect(),
-            Err(e) => {
-                ctx.warn(&e.localized(self.lang));
-                Vec::new()
+        let mut worker = self.engine.worker();
+        let mut out = Vec::new();
+        for (abs, root, rel) in targets {
+            match worker.scan_file(abs, rel, &self.host, self.lang) {
+                Ok(fs) => out.extend(fs.into_iter().map(|f| f.with_root(root.as_str()))),
+                Err(e) => ctx.warn(&e.localized(self.lang)),
             }
         }
+        out
     }
 
     /// The findings of `check`/`watch` whose files should be scanned: added or modified

@@ -104,7 +104,7 @@ impl Daemon<'_> {
             && let (Some(rel), Some(root)) = (&d.finding.path, &d.finding.root)
             && std::fs::symlink_metadata(&d.abs).is_ok_and(|m| m.is_file())
         {
-            batch.extend(sc.scan(self.ctx, &d.abs, root, rel));
+            batch.extend(sc.scan(self.ctx, &[(d.abs.clone(), root.clone(), rel.clone())]));
         }
         let critical = d.entry.as_ref().is_some_and(|e| e.is_critical());
         let act = matches!(d.finding.kind, Kind::FileModified | Kind::FileDeleted) && critical;
@@ -300,7 +300,10 @@ fn start_egress(d: &Daemon<'_>, cfg: mamori_exit::ExitConfig) -> Option<LiveEgre
         det,
         names: mamori_exit::names::NameIndex::new(&[]),
         interval,
-        last_poll: Instant::now() - interval,
+        // First poll at once (an interval longer than the uptime cannot be subtracted).
+        last_poll: Instant::now()
+            .checked_sub(interval)
+            .unwrap_or_else(Instant::now),
         last_save: Instant::now(),
         dirty: false,
     })
