@@ -3,9 +3,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// Harmless by construction (the condition never holds), shaped like a real webshell.
 const SHELL: &str = "<?php\nif (PHP_INT_SIZE === 3) { eval($_POST['c']); }\n";
@@ -49,40 +47,12 @@ fn check_says_what_a_new_file_is() {
 fn watch_says_what_a_new_file_is() {
     let d = tempfile::tempdir().unwrap();
     let root = init_tiny_shop(d.path());
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mamori"))
-        .current_dir(d.path())
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+    c.current_dir(d.path())
         .env("LANG", "C.UTF-8")
-        .args(["--json", "watch", "--response", "alert"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    std::thread::sleep(Duration::from_millis(1500));
+        .args(["--json", "watch", "--response", "alert"]);
+    let (w, _) = Watch::start(c);
     std::fs::write(root.join("vendor/lib/cache.php"), SHELL).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut got = Vec::new();
-    let hit = loop {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("no malware.webshell from watch; got {got:?}");
-        }
-        let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) else {
-            continue;
-        };
-        let f: serde_json::Value = serde_json::from_str(&l).unwrap();
-        if f["kind"] == "malware.webshell" {
-            break f;
-        }
-        got.push(f);
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let hit = w.wait_kind("malware.webshell");
     assert_eq!(hit["path"], "vendor/lib/cache.php", "{hit}");
 }

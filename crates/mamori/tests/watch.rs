@@ -3,9 +3,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn have(cmd: &str) -> bool {
     Command::new(cmd).arg("--version").output().is_ok()
@@ -114,88 +112,6 @@ fn replay_deny_mode_fails_closed() {
         "{errors} errors for {after} checkouts after the tamper: {r}"
     );
     assert!(f.iter().any(|x| x["kind"] == "file.denied"), "{f:?}");
-}
-
-/// A running `mamori watch` whose stdout lines we can wait for.
-struct Watch {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Watch {
-    fn start(mut cmd: Command) -> (Watch, String) {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start watch");
-        let stderr = child.stderr.take().unwrap();
-        let mut banner = String::new();
-        let mut r = BufReader::new(stderr);
-        r.read_line(&mut banner).unwrap();
-        std::thread::spawn(move || for _ in r.lines() {});
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        // Give the start-up sweep a moment; findings arriving later are awaited below.
-        std::thread::sleep(Duration::from_millis(300));
-        (Watch { child, lines: rx }, banner)
-    }
-
-    /// Wait (bounded) until findings matching `want` all arrived.
-    fn wait_for(&self, want: &[(&str, &str)]) -> Vec<serde_json::Value> {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
-            }
-            if want
-                .iter()
-                .all(|(k, p)| got.iter().any(|f| f["kind"] == *k && f["path"] == *p))
-            {
-                return got;
-            }
-        }
-        panic!("timed out waiting for {want:?}; got {got:?}");
-    }
-
-    /// Wait (bounded) until `attack.request` findings from all `ips` arrived; then keep
-    /// reading for a moment so that repeats would show.
-    fn wait_for_ips(&self, ips: &[&str]) -> Vec<serde_json::Value> {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let seen = |got: &Vec<serde_json::Value>| {
-            ips.iter().all(|ip| {
-                got.iter()
-                    .any(|f| f["kind"] == "attack.request" && f["ip"] == *ip)
-            })
-        };
-        while Instant::now() < deadline && !seen(&got) {
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
-            }
-        }
-        assert!(seen(&got), "timed out waiting for {ips:?}; got {got:?}");
-        let settle = Instant::now() + Duration::from_millis(2500);
-        while Instant::now() < settle {
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
-            }
-        }
-        got
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -340,14 +256,14 @@ fn access_log_is_followed_across_kill_and_rotation() {
         ]);
         c
     };
-    let (w, _) = Watch::start(watch_cmd());
+    let (w, _) = Watch::start_until(watch_cmd(), Some("access log(s) live"));
     append(&log, &attack_line("203.0.113.10"));
     w.wait_for_ips(&["203.0.113.10"]);
     drop(w); // SIGKILL
     append(&log, &attack_line("203.0.113.11"));
     std::fs::rename(&log, d.path().join("access.log.1")).unwrap();
     append(&log, &attack_line("203.0.113.12"));
-    let (w, _) = Watch::start(watch_cmd());
+    let (w, _) = Watch::start_until(watch_cmd(), Some("access log(s) live"));
     let got = w.wait_for_ips(&["203.0.113.11", "203.0.113.12"]);
     let again = got.iter().filter(|f| f["ip"] == "203.0.113.10").count();
     assert_eq!(

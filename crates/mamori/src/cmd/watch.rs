@@ -215,13 +215,15 @@ fn start_follower(
         }
         files.push((p.clone(), saved));
     }
+    let n = files.len();
+    let follower = Follower::new(&files, cfg, None, &d.host, lang);
+    // Said once the logs are open: from here on no appended line is missed.
     d.ctx.note(&tr!(
         lang,
-        "following {} access log(s) live (attacks, brute force, stuffing, card testing, campaigns)",
-        "{} 個のアクセスログをリアルタイムで追跡します (攻撃、総当たり、リスト型攻撃、クレジットマスター、キャンペーン)",
-        files.len()
+        "following {n} access log(s) live (attacks, brute force, stuffing, card testing, campaigns)",
+        "{n} 個のアクセスログをリアルタイムで追跡します (攻撃、総当たり、リスト型攻撃、クレジットマスター、キャンペーン)"
     ));
-    Some(Follower::new(&files, cfg, None, &d.host, lang))
+    Some(follower)
 }
 
 impl Daemon<'_> {

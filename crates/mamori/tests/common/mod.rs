@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 use assert_cmd::Command;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 /// `../shared/` beside the checkout (CI has it too).
 pub fn shared_dir() -> PathBuf {
@@ -127,4 +130,116 @@ pub fn findings(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 pub fn is_root() -> bool {
     nix::unistd::Uid::current().is_root()
+}
+
+/// A running `mamori watch` whose stdout lines we can wait for.
+pub struct Watch {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watch {
+    pub fn start(cmd: std::process::Command) -> (Watch, String) {
+        Watch::start_until(cmd, None)
+    }
+
+    /// Start, and also wait (bounded) until a stderr line contains `ready` (e.g. the note
+    /// that the access logs are open), so nothing the test writes next races start-up.
+    pub fn start_until(mut cmd: std::process::Command, ready: Option<&str>) -> (Watch, String) {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start watch");
+        let stderr = child.stderr.take().unwrap();
+        let mut banner = String::new();
+        let mut r = BufReader::new(stderr);
+        r.read_line(&mut banner).unwrap();
+        if let Some(needle) = ready {
+            let mut line = banner.clone();
+            while !line.contains(needle) {
+                line.clear();
+                let n = r.read_line(&mut line).unwrap_or(0);
+                assert!(n > 0, "watch ended before saying {needle:?}");
+            }
+        }
+        std::thread::spawn(move || for _ in r.lines() {});
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        // Give the start-up sweep a moment; findings arriving later are awaited below.
+        std::thread::sleep(Duration::from_millis(300));
+        (Watch { child, lines: rx }, banner)
+    }
+
+    /// Wait (bounded) for the first finding of `kind`; returns it.
+    pub fn wait_kind(&self, kind: &str) -> serde_json::Value {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                let f: serde_json::Value = serde_json::from_str(&l).expect("JSON line");
+                if f["kind"] == kind {
+                    return f;
+                }
+                got.push(f);
+            }
+        }
+        panic!("timed out waiting for {kind}; got {got:?}");
+    }
+
+    /// Wait (bounded) until findings matching `want` all arrived.
+    pub fn wait_for(&self, want: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
+            }
+            if want
+                .iter()
+                .all(|(k, p)| got.iter().any(|f| f["kind"] == *k && f["path"] == *p))
+            {
+                return got;
+            }
+        }
+        panic!("timed out waiting for {want:?}; got {got:?}");
+    }
+
+    /// Wait (bounded) until `attack.request` findings from all `ips` arrived; then keep
+    /// reading for a moment so that repeats would show.
+    pub fn wait_for_ips(&self, ips: &[&str]) -> Vec<serde_json::Value> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let seen = |got: &Vec<serde_json::Value>| {
+            ips.iter().all(|ip| {
+                got.iter()
+                    .any(|f| f["kind"] == "attack.request" && f["ip"] == *ip)
+            })
+        };
+        while Instant::now() < deadline && !seen(&got) {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
+            }
+        }
+        assert!(seen(&got), "timed out waiting for {ips:?}; got {got:?}");
+        let settle = Instant::now() + Duration::from_millis(2500);
+        while Instant::now() < settle {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
