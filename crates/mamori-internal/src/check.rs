@@ -570,11 +570,12 @@ pub fn decode_copy(codec: &str, data: &[u8], limit: u64) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use mamori_core::config::Flavor;
 
-    fn setup() -> (tempfile::TempDir, Arc<RootRules>) {
+    /// A tiny EC-CUBE root at `<tmp>/shop`: a payment module and one vendor file.
+    pub(crate) fn setup() -> (tempfile::TempDir, Arc<RootRules>) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("shop");
         for (p, c) in [

@@ -7,8 +7,8 @@ use crate::error::Warning;
 use crate::rules::RootRules;
 use crate::walk::Item;
 use hashbrown::HashTable;
-use mamori_core::Finding;
 use mamori_core::store::BaselineEntry;
+use mamori_core::{Finding, Kind};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::os::unix::ffi::OsStrExt;
@@ -38,7 +38,9 @@ impl RootState {
 
 /// The last report per path: what state it described, and when.
 struct Reported {
-    fingerprint: String,
+    kind: Kind,
+    /// The reported state ([`fingerprint`]).
+    state: String,
     at: Instant,
 }
 
@@ -57,13 +59,19 @@ pub struct Detected {
     /// The baseline entry of a modified or deleted path.
     pub entry: Option<BaselineEntry>,
     pub abs: std::path::PathBuf,
+    /// The path was already reported in the same way (same kind) less than
+    /// `repeat_after` ago and has changed again since: the daemon keeps quiet about the
+    /// change itself but still looks at the new content (a file created empty and filled
+    /// a moment later must not escape the scan), and acts on payment code as always.
+    pub repeat: bool,
 }
 
+/// The state a finding reports (content, mode, owner, link target).
 fn fingerprint(f: &Finding) -> String {
     let n = &f.evidence["new"];
     format!(
-        "{}|{}|{}|{}|{}|{}",
-        f.kind, n["blake3"], n["mode"], n["uid"], n["gid"], n["link"]
+        "{}|{}|{}|{}|{}",
+        n["blake3"], n["mode"], n["uid"], n["gid"], n["link"]
     )
 }
 
@@ -213,29 +221,39 @@ impl Engine {
         entry: Option<BaselineEntry>,
         ev: &Event,
     ) -> Option<Detected> {
-        let fp = fingerprint(&f);
+        let state = fingerprint(&f);
         let now = Instant::now();
         let key = (ri, rel);
+        let mut repeat = false;
+        let mut at = now;
         if let Some(prev) = self.reported.get(&key)
-            && (prev.fingerprint == fp || now.duration_since(prev.at) < self.repeat_after)
+            && prev.kind == f.kind
         {
-            return None;
+            if prev.state == state {
+                return None;
+            }
+            if now.duration_since(prev.at) < self.repeat_after {
+                repeat = true;
+                at = prev.at;
+            }
         }
         self.reported.insert(
             key,
             Reported {
-                fingerprint: fp,
-                at: now,
+                kind: f.kind,
+                state,
+                at,
             },
         );
-        if let Some(pid) = ev.pid {
-            f.evidence["writer"] = super::process_info(pid);
+        if let Some(w) = &ev.writer {
+            f.evidence["writer"] = (*w.facts).clone();
         }
         Some(Detected {
             finding: f,
             root: ri,
             entry,
             abs: ev.path.clone(),
+            repeat,
         })
     }
 
@@ -286,7 +304,7 @@ impl Engine {
             let ev = Event {
                 path: abs,
                 kind: EventKind::Changed,
-                pid: None,
+                writer: None,
             };
             if let Some(d) = self.dedupe(ri, rel, f, entry, &ev) {
                 det.push(d);
@@ -301,5 +319,67 @@ impl Engine {
             self.reported
                 .remove(&(root, rel.as_os_str().as_bytes().to_vec()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mamori_core::config::BaselineConfig;
+    use mamori_core::i18n::Lang;
+
+    fn event(e: &mut Engine, p: &Path) -> Option<Detected> {
+        let cfg = BaselineConfig::default();
+        let opts = CheckOptions {
+            cfg: &cfg,
+            full: false,
+            host: "h",
+            lang: Lang::En,
+            diff_lines: 10,
+        };
+        let ev = Event {
+            path: p.to_path_buf(),
+            kind: EventKind::Closed,
+            writer: None,
+        };
+        e.on_event(&ev, &|_, _| None, &opts).unwrap()
+    }
+
+    #[test]
+    fn a_file_filled_after_its_report_is_looked_at_again() {
+        let (d, rules) = crate::check::tests::setup();
+        let root = d.path().join("shop");
+        let cfg = BaselineConfig::default();
+        let built = crate::baseline::build(
+            std::slice::from_ref(&rules),
+            &cfg,
+            &std::sync::atomic::AtomicU64::new(0),
+        );
+        let mut e = Engine::new(&[rules], built.entries);
+
+        // Created empty: reported.
+        let new = root.join("vendor/cache.php");
+        std::fs::write(&new, "").unwrap();
+        let first = event(&mut e, &new).expect("the new file is reported");
+        assert_eq!(first.finding.kind, Kind::FileAdded);
+        assert!(!first.repeat);
+        // The same state again: nothing.
+        assert!(event(&mut e, &new).is_none());
+        // Filled a moment later: handed back as a repeat, so its content is scanned.
+        std::fs::write(&new, "<?php eval($_POST['c']);\n").unwrap();
+        let again = event(&mut e, &new).expect("new content is looked at");
+        assert!(again.repeat);
+        // Gone: a different kind of change is never a repeat.
+        std::fs::remove_file(&new).unwrap();
+        assert!(
+            event(&mut e, &new).is_none(),
+            "an unbaselined file that vanished"
+        );
+        // Payment code modified: reported, not a repeat.
+        let pay = root.join("app/Plugin/Payment/CardPayment.php");
+        std::fs::write(&pay, "<?php // skim\n").unwrap();
+        let m = event(&mut e, &pay).expect("payment code change");
+        assert_eq!(m.finding.kind, Kind::FileModified);
+        assert!(!m.repeat);
     }
 }

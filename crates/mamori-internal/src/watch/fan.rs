@@ -4,13 +4,15 @@
 //! decisions per directory are cached, so events outside the roots or in ignored
 //! directories cost a hash-map lookup.
 
-use super::{Event, EventKind, Source};
+use super::{Event, EventKind, Source, Writer};
 use nix::libc;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const MASK: u64 = libc::FAN_CREATE
     | libc::FAN_MODIFY
@@ -31,7 +33,14 @@ pub struct Fanotify {
     /// Directory handle → resolved directory path (None: outside every root).
     dir_cache: HashMap<Vec<u8>, Option<PathBuf>>,
     buf: Vec<u8>,
+    /// Writer pid → what /proc said, read when its first event arrived: a script that
+    /// writes and exits is gone (or a zombie with no exe) by the time the path is looked
+    /// at, so the facts are taken here. Kept for [`WRITER_TTL`].
+    writers: HashMap<i32, (Instant, Arc<serde_json::Value>)>,
 }
+
+/// How long a writer's /proc facts are reused for its further events.
+const WRITER_TTL: Duration = Duration::from_secs(2);
 
 fn errno_err(what: &str) -> std::io::Error {
     let e = std::io::Error::last_os_error();
@@ -108,7 +117,28 @@ impl Fanotify {
             roots: roots.to_vec(),
             dir_cache: HashMap::new(),
             buf: vec![0u8; 256 * 1024],
+            writers: HashMap::new(),
         })
+    }
+
+    /// The writer's facts, read now or reused from its earlier event.
+    fn writer(&mut self, pid: i32) -> Writer {
+        let now = Instant::now();
+        if let Some((at, v)) = self.writers.get(&pid)
+            && now.duration_since(*at) < WRITER_TTL
+        {
+            return Writer {
+                pid,
+                facts: Arc::clone(v),
+            };
+        }
+        if self.writers.len() >= 1024 {
+            self.writers
+                .retain(|_, (at, _)| now.duration_since(*at) < WRITER_TTL);
+        }
+        let v = Arc::new(super::process_info(pid));
+        self.writers.insert(pid, (now, Arc::clone(&v)));
+        Writer { pid, facts: v }
     }
 
     fn resolve_dir(&mut self, fsid: &libc::fsid_t, handle: &[u8]) -> Option<PathBuf> {
@@ -173,7 +203,7 @@ impl Fanotify {
                 out.push(Event {
                     path: PathBuf::new(),
                     kind: EventKind::Overflow,
-                    pid: None,
+                    writer: None,
                 });
                 off += ev_len;
                 continue;
@@ -246,7 +276,8 @@ impl Fanotify {
                                     }
                                     _ => dir,
                                 };
-                                out.push(Event { path, kind, pid });
+                                let writer = pid.map(|p| self.writer(p));
+                                out.push(Event { path, kind, writer });
                                 break;
                             }
                         }

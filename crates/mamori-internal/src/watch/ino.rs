@@ -94,7 +94,7 @@ impl Inotify {
                     out.push(Event {
                         path: p,
                         kind: EventKind::Changed,
-                        pid: None,
+                        writer: None,
                     });
                 }
             }
@@ -123,7 +123,7 @@ impl Source for Inotify {
                 out.push(Event {
                     path: PathBuf::new(),
                     kind: EventKind::Overflow,
-                    pid: None,
+                    writer: None,
                 });
                 continue;
             }
@@ -162,7 +162,7 @@ impl Source for Inotify {
             out.push(Event {
                 path,
                 kind,
-                pid: None,
+                writer: None,
             });
         }
         for d in new_dirs {

@@ -35,7 +35,16 @@ pub struct Event {
     pub path: PathBuf,
     pub kind: EventKind,
     /// The process that caused it (fanotify only).
-    pub pid: Option<i32>,
+    pub writer: Option<Writer>,
+}
+
+/// The process behind an event, with what /proc said about it ([`process_info`]) when
+/// the event was read: a script that writes and exits is gone by the time the path is
+/// looked at.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub pid: i32,
+    pub facts: std::sync::Arc<serde_json::Value>,
 }
 
 /// An event source the daemon polls.

@@ -131,7 +131,10 @@ impl Responder {
             );
         }
         // 2. Put the known-good copy back: temp file in the same directory, same owner
-        //    and mode, fsync, rename over (atomic for every reader).
+        //    and mode, rename over (atomic for every reader), then fsync. The rename comes
+        //    first because every millisecond the altered code is live a card may be
+        //    copied; a crash before the fsync leaves at worst an empty payment module
+        //    (the checkout fails closed), never the altered one.
         let dir = abs.parent().unwrap_or(Path::new("/"));
         let tmp = dir.join(format!(
             ".{}.mamori-restore-{}",
@@ -156,14 +159,14 @@ impl Responder {
             let mtime = std::time::UNIX_EPOCH
                 + std::time::Duration::from_nanos(entry.mtime_ns.max(0) as u64);
             let _ = t.set_modified(mtime);
-            t.sync_all().map_err(io(&tmp))?;
-        }
-        if let Err(e) = std::fs::rename(&tmp, abs) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(RespondError::Io {
-                path: abs.to_path_buf(),
-                source: e,
-            });
+            if let Err(e) = std::fs::rename(&tmp, abs) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(RespondError::Io {
+                    path: abs.to_path_buf(),
+                    source: e,
+                });
+            }
+            let _ = t.sync_all();
         }
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();

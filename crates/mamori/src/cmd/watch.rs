@@ -8,12 +8,12 @@ use mamori_core::store::{ChainStatus, Store};
 use mamori_core::{Finding, Kind, Severity, tr};
 use mamori_internal::check::{self, CheckOptions};
 use mamori_internal::watch::engine::{Detected, Engine};
-use mamori_internal::watch::{Event, EventKind, Source, deny, fan, ino, respond};
+use mamori_internal::watch::{Event, EventKind, Source, Writer, deny, fan, ino, respond};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::BorrowedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -97,31 +97,38 @@ impl Daemon<'_> {
 
     /// Report a detection, then respond to it.
     fn handle(&mut self, d: Detected) {
-        let mut batch = vec![d.finding.clone()];
-        // Say what a new or changed file is (skimmer, webshell, stash) in the same breath.
-        if let Some(sc) = &self.scanner
-            && matches!(d.finding.kind, Kind::FileAdded | Kind::FileModified)
-            && let (Some(rel), Some(root)) = (&d.finding.path, &d.finding.root)
-            && std::fs::symlink_metadata(&d.abs).is_ok_and(|m| m.is_file())
-        {
-            batch.extend(sc.scan(self.ctx, &[(d.abs.clone(), root.clone(), rel.clone())]));
-        }
         let critical = d.entry.as_ref().is_some_and(|e| e.is_critical());
+        // A path changing again soon after its report: only what the content is matters
+        // (payment code is always reported and acted on).
+        let quiet = d.repeat && !critical;
+        let mut batch = if quiet {
+            Vec::new()
+        } else {
+            vec![d.finding.clone()]
+        };
         let act = matches!(d.finding.kind, Kind::FileModified | Kind::FileDeleted) && critical;
         if act
             && self.responder.is_some()
             && let Some(entry) = &d.entry
         {
-            // Print the detection before acting, so the operator sees it first.
-            self.emit(&batch);
-            batch.clear();
+            // Restore first, report after: while the altered payment code is live every
+            // checkout may be copied, and reporting (store, alerts) takes milliseconds.
             let good = self.copy(&entry.root, &entry.path);
             let rel = d.finding.path.clone().unwrap_or_default();
             let Some(r) = &self.responder else { return };
             match r.restore(&d.abs, &rel, entry, good) {
                 Ok(fs) => {
-                    batch.extend(fs);
                     self.engine.forget(d.root, &d.abs);
+                    // The altered content now lives in its quarantined copy.
+                    if let Some(q) = fs
+                        .iter()
+                        .find_map(|f| f.evidence["quarantine"].as_str())
+                    {
+                        self.scan_into(&mut batch, &d, Path::new(q));
+                    }
+                    batch.extend(fs);
+                    self.emit(&batch);
+                    return;
                 }
                 Err(e) => {
                     let lang = self.ctx.lang;
@@ -133,7 +140,19 @@ impl Daemon<'_> {
                 }
             }
         }
+        self.scan_into(&mut batch, &d, &d.abs);
         self.emit(&batch);
+    }
+
+    /// Say what a new or changed file is (skimmer, webshell, stash) in the same breath.
+    fn scan_into(&self, batch: &mut Vec<Finding>, d: &Detected, file: &Path) {
+        if let Some(sc) = &self.scanner
+            && matches!(d.finding.kind, Kind::FileAdded | Kind::FileModified)
+            && let (Some(rel), Some(root)) = (&d.finding.path, &d.finding.root)
+            && std::fs::symlink_metadata(file).is_ok_and(|m| m.is_file())
+        {
+            batch.extend(sc.scan(self.ctx, &[(file.to_path_buf(), root.clone(), rel.clone())]));
+        }
     }
 
     /// Run `f` with the check options and the copy fetcher of this daemon.
@@ -566,7 +585,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     }
     let me = std::process::id() as i32;
     let mut events = Vec::new();
-    let mut pending: HashMap<PathBuf, (Instant, Option<i32>)> = HashMap::new();
+    let mut pending: HashMap<PathBuf, (Instant, Option<Writer>)> = HashMap::new();
     let mut last_sweep = Instant::now();
     let mut denied_at: HashMap<PathBuf, Instant> = HashMap::new();
     let mut generation = d.store.baseline_generation().unwrap_or(0);
@@ -646,27 +665,29 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         }
         let mut overflow = false;
         // Coalesce: the last event per path in this batch decides; writes still open wait.
-        let mut batch: Vec<(PathBuf, EventKind, Option<i32>)> = Vec::new();
+        let mut batch: Vec<(PathBuf, EventKind, Option<Writer>)> = Vec::new();
         for ev in events.drain(..) {
             if ev.kind == EventKind::Overflow {
                 overflow = true;
                 continue;
             }
-            if ev.pid == Some(me) || !d.engine.relevant(&ev.path) {
+            if ev.writer.as_ref().is_some_and(|w| w.pid == me) || !d.engine.relevant(&ev.path) {
                 continue;
             }
             if ev.kind == EventKind::Modified {
                 pending
                     .entry(ev.path)
-                    .or_insert((Instant::now() + Duration::from_millis(200), ev.pid));
+                    .or_insert((Instant::now() + Duration::from_millis(200), ev.writer));
                 continue;
             }
             pending.remove(&ev.path);
             if let Some(b) = batch.iter_mut().find(|b| b.0 == ev.path) {
                 b.1 = ev.kind;
-                b.2 = ev.pid.or(b.2);
+                if b.2.is_none() {
+                    b.2 = ev.writer;
+                }
             } else {
-                batch.push((ev.path, ev.kind, ev.pid));
+                batch.push((ev.path, ev.kind, ev.writer));
             }
         }
         let now = Instant::now();
@@ -676,12 +697,12 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             .map(|(p, _)| p.clone())
             .collect();
         for p in due {
-            if let Some((_, pid)) = pending.remove(&p) {
-                batch.push((p, EventKind::Changed, pid));
+            if let Some((_, writer)) = pending.remove(&p) {
+                batch.push((p, EventKind::Changed, writer));
             }
         }
-        for (path, kind, pid) in batch {
-            d.on_event(&Event { path, kind, pid });
+        for (path, kind, writer) in batch {
+            d.on_event(&Event { path, kind, writer });
         }
         while let Ok(den) = deny_rx.try_recv() {
             let fresh = denied_at
