@@ -23,6 +23,7 @@ use chromiumoxide::cdp::js_protocol::debugger::{
 };
 use chromiumoxide::handler::HandlerConfig;
 use futures::StreamExt;
+use nix::libc;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -161,6 +162,25 @@ impl Chromium {
             .stderr(Stdio::from(log_file))
             // Own process group: Drop kills the browser and every helper it started.
             .process_group(0);
+        // Drop does not run when mamori itself is killed (SIGKILL, OOM): then the kernel
+        // kills the browser as its parent dies, and Chromium's helpers follow it. The
+        // signal follows the spawning *thread*: start and use a `Chromium` on a thread
+        // that outlives it (the caller's, or the scheduled-check thread in `watch`).
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run in the child
+        // between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl: then nobody would kill us.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 PageError::BrowserMissing { path: path.into() }

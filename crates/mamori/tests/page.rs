@@ -45,8 +45,23 @@ fn have_chromium() -> bool {
     )
 }
 
-/// No process still runs with a profile under `tmp`.
+/// No process still runs with a profile under `tmp` (helpers get a few seconds to notice
+/// that their browser is gone).
 fn assert_no_browser_left(tmp: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = browsers_under(tmp);
+        if left.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("browser processes left behind: {left:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn browsers_under(tmp: &Path) -> Vec<String> {
     let needle = tmp.to_string_lossy().to_string();
     let mut left = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -58,7 +73,7 @@ fn assert_no_browser_left(tmp: &Path) {
             left.push(cmd);
         }
     }
-    assert!(left.is_empty(), "browser processes left behind: {left:?}");
+    left
 }
 
 fn one_line(stderr: &[u8]) -> String {
@@ -419,4 +434,48 @@ fn reports_endpoint_turns_a_browser_report_into_a_finding() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("page.csp_violation"));
+}
+
+/// `watch` with `[page]`: the scheduled check runs in the daemon, in the real browser,
+/// and a script added to the checkout after approval comes out as a finding on stdout.
+#[test]
+fn watch_checks_the_payment_page_and_reports_a_new_script() {
+    if !have_chromium() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start();
+    let url = site.checkout();
+    common::init_tiny_shop(dir.path());
+    let cfg = dir.path().join("mamori.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("\n[page]\nurls = [\"{url}\"]\ntimeout = 20\n"));
+    std::fs::write(&cfg, text).unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    page(dir.path(), &tmp)
+        .args(["page", "approve", "--reason", "checkout as shipped"])
+        .assert()
+        .success();
+    site.set(|s| s.extra_script = true);
+
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+    c.current_dir(dir.path())
+        .env("LANG", "C.UTF-8")
+        .env("TMPDIR", &tmp)
+        .args(["--json", "watch", "--response", "alert"]);
+    if let Some(p) = chromium_path() {
+        c.env("MAMORI_CHROMIUM", p);
+    }
+    let (w, _) = common::Watch::start_until(c, Some("payment pages:"));
+    let f = w.wait_kind_within("page.script_added", std::time::Duration::from_secs(90));
+    assert_eq!(f["url"], url.as_str(), "{f}");
+    assert!(
+        f["evidence"]["script"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("/js/extra.js")),
+        "{f}"
+    );
+    drop(w);
+    assert_no_browser_left(&tmp);
 }

@@ -516,7 +516,9 @@ pub fn start_for_watch(
         },
         &host,
         lang,
-        std::time::Duration::from_secs(30),
+        // The first round soon after start, so the operator knows at once where the
+        // pages stand; then every `interval`.
+        std::time::Duration::from_secs(5),
         {
             let tx = tx.clone();
             move |ev| {

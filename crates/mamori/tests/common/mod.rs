@@ -178,8 +178,13 @@ impl Watch {
 
     /// Wait (bounded) for the first finding of `kind`; returns it.
     pub fn wait_kind(&self, kind: &str) -> serde_json::Value {
+        self.wait_kind_within(kind, Duration::from_secs(20))
+    }
+
+    /// [`Watch::wait_kind`] with a longer bound (a browser round, say).
+    pub fn wait_kind_within(&self, kind: &str, bound: Duration) -> serde_json::Value {
         let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + bound;
         while Instant::now() < deadline {
             if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
                 let f: serde_json::Value = serde_json::from_str(&l).expect("JSON line");
