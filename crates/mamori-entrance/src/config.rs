@@ -1,9 +1,23 @@
 //! The optional `[entrance]` configuration section. Every field has a default, so an
 //! empty section (or none at all) works.
 
+use crate::block::BlockBackend;
 use crate::parse::JsonFields;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How `mamori watch` applies the blocks its followed logs call for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockMode {
+    /// The nftables table `inet mamori` (sets with timeouts), as `mamori logs --block`.
+    Nftables,
+    /// The nginx deny-list include file `nginx_deny` (reload nginx to load it).
+    Nginx,
+    /// Report `block.added` / `block.removed` only.
+    Print,
+}
 
 /// Tunables of the entrance layer (`[entrance]` in `mamori.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +64,33 @@ pub struct EntranceConfig {
     /// Access logs that `mamori watch` follows live (tail through rotation; the read
     /// position is kept in the store, so a restart neither skips nor repeats a line).
     pub follow: Vec<std::path::PathBuf>,
+    /// `mamori watch` blocks what the followed logs show, through this backend, with
+    /// the safeguards of `mamori logs --block`. Unset: follow mode only reports.
+    pub block: Option<BlockMode>,
+    /// With `block`: decide and report blocks, apply nothing (no `nft`, no file).
+    pub block_dry_run: bool,
+    /// With `block = "nginx"`: the include file of `deny` lines to write.
+    pub nginx_deny: Option<PathBuf>,
+    /// Seconds between saves of the detectors' memory by `watch` (when it changed; it
+    /// is also saved when watch stops).
+    pub save_interval_secs: u64,
+}
+
+impl EntranceConfig {
+    /// The backend `watch` blocks through (`None`: blocking is off), or why the
+    /// section is incomplete.
+    pub fn block_backend(&self) -> Result<Option<BlockBackend>, String> {
+        Ok(match self.block {
+            None => None,
+            Some(BlockMode::Print) => Some(BlockBackend::PrintOnly),
+            Some(BlockMode::Nftables) => Some(BlockBackend::nftables(self.block_dry_run)),
+            Some(BlockMode::Nginx) => match (&self.nginx_deny, self.block_dry_run) {
+                (None, _) => return Err("block = \"nginx\" needs nginx_deny = \"FILE\"".into()),
+                (Some(_), true) => Some(BlockBackend::PrintOnly),
+                (Some(p), false) => Some(BlockBackend::NginxDeny { path: p.clone() }),
+            },
+        })
+    }
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -101,6 +142,10 @@ impl Default for EntranceConfig {
             block_ipv6_prefix: 64,
             json_fields: JsonFields::default(),
             follow: Vec::new(),
+            block: None,
+            block_dry_run: false,
+            nginx_deny: None,
+            save_interval_secs: 60,
         }
     }
 }
@@ -118,5 +163,24 @@ mod tests {
         assert_eq!(c.stuffing_min_ips, 20);
         assert_eq!(c.allow.len(), 1);
         assert!(serde_json::from_str::<EntranceConfig>(r#"{"nope":1}"#).is_err());
+        assert_eq!(c.block_backend(), Ok(None));
+    }
+
+    #[test]
+    fn block_settings() {
+        let c: EntranceConfig =
+            serde_json::from_str(r#"{"block":"nftables","block_dry_run":true}"#).unwrap();
+        assert_eq!(c.block_backend(), Ok(Some(BlockBackend::nftables(true))));
+        let c: EntranceConfig = serde_json::from_str(r#"{"block":"nginx"}"#).unwrap();
+        assert!(c.block_backend().is_err());
+        let c: EntranceConfig =
+            serde_json::from_str(r#"{"block":"nginx","nginx_deny":"/x/deny.conf"}"#).unwrap();
+        assert_eq!(
+            c.block_backend(),
+            Ok(Some(BlockBackend::NginxDeny {
+                path: "/x/deny.conf".into()
+            }))
+        );
+        assert!(serde_json::from_str::<EntranceConfig>(r#"{"block":"iptables"}"#).is_err());
     }
 }

@@ -20,6 +20,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
+mod snapshot;
+pub(crate) use snapshot::Snapshot;
+pub use snapshot::SnapshotCounts;
+
 type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 type Set<K> = HashSet<K, foldhash::fast::FixedState>;
 
@@ -64,7 +68,7 @@ fn technique_names(bits: u32) -> Vec<&'static str> {
     v
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct IpState {
     first: i64,
     last: i64,
@@ -73,6 +77,9 @@ struct IpState {
     techniques: u32,
     /// Families already reported as `attack.request` (bitmask) and where.
     reported: u16,
+    /// Indices of this address's `attack.request` findings (to count repeats); not
+    /// persisted: handed-out findings are not kept across a restart.
+    #[serde(skip)]
     req_findings: Vec<(u16, u32)>,
     hits: u32,
     targeted: bool,
@@ -108,13 +115,13 @@ impl IpState {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct PrefixState {
     members: u32,
     browsers: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 enum Pending {
     /// A failed login at `t` (admin?) to judge at `t + RESOLVE_SECS`.
     Fail { t: i64, ip: IpAddr, admin: bool },
@@ -143,11 +150,11 @@ struct Episode {
     techniques: Map<&'static str, u32>,
     prefixes: Map<String, u32>,
     escalated: bool,
-    reasons: Vec<&'static str>,
+    reasons: Vec<std::borrow::Cow<'static, str>>,
 }
 
 /// Statistics of the engine, returned in the report.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     pub requests: u64,
     pub tracked_ips_peak: usize,
@@ -159,7 +166,7 @@ pub struct EngineStats {
 }
 
 /// Advice for an address that must not be banned (shared by many people).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Advice {
     pub ip: String,
     pub reason: String,
@@ -794,11 +801,22 @@ impl Engine {
 
     /// Live mode: let event time advance to `now` (wall clock) without a request, so
     /// decisions that wait for a quiet period are taken while the log is quiet.
-    pub fn advance(&mut self, now: i64) {
+    /// Blocks whose time is up are lifted (`block.removed`) here too, so a quiet log
+    /// does not keep an address blocked past its expiry. Returns whether anything changed.
+    pub fn advance(&mut self, now: i64) -> bool {
+        let mut changed = false;
         if now > self.now {
             self.now = now;
+            let before = self.pending.len();
             self.run_pending(now);
+            changed = self.pending.len() != before;
         }
+        if !self.blocks.is_empty() {
+            let before = self.blocks.len();
+            self.expire_blocks(self.now);
+            changed |= self.blocks.len() != before;
+        }
+        changed
     }
 
     /// Live mode: the findings made since the last call, plus an update of every
@@ -988,8 +1006,8 @@ impl Engine {
         match self.active[3] {
             Some(e) if t - self.episodes[e].last < window => {
                 self.add_member(e, ip, t);
-                if !self.episodes[e].reasons.contains(&why) {
-                    self.episodes[e].reasons.push(why);
+                if !self.episodes[e].reasons.iter().any(|r| r == why) {
+                    self.episodes[e].reasons.push(why.into());
                 }
             }
             _ => {
@@ -1134,7 +1152,7 @@ impl Engine {
             techniques: Map::default(),
             prefixes: Map::default(),
             escalated: false,
-            reasons: vec![why],
+            reasons: vec![why.into()],
         };
         self.episodes.push(e);
         let ei = self.episodes.len() - 1;
@@ -1198,7 +1216,7 @@ impl Engine {
         let why: Vec<String> = ep
             .reasons
             .iter()
-            .map(|r| match *r {
+            .map(|r| match r.as_ref() {
                 "targeted_probe" => "each address sent shop-specific probes (signatures, failed admin logins, unknown admin paths) at a low rate, never in a burst".to_string(),
                 "prefix_of_members" => "addresses with weak signals inside network prefixes already holding ≥ 3 members".to_string(),
                 "webshell" => "requests to a web shell".to_string(),
@@ -1430,6 +1448,11 @@ impl Engine {
             }
             self.stats.evicted_ips += (before - self.ips.len()) as u64;
         }
+    }
+
+    /// The engine's event time (Unix seconds; `i64::MIN` before anything happened).
+    pub fn now(&self) -> i64 {
+        self.now
     }
 
     pub fn tracked(&self) -> usize {

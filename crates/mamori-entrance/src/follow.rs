@@ -6,18 +6,31 @@
 //! `(dev, ino, offset)`; on restart a log that was rotated while mamori was down is
 //! found by its inode among `<log>.1` / `<log>-YYYYMMDD` siblings and its tail read
 //! first, so the lines written between the stop and the rotation are not lost.
+//!
+//! The detectors' memory persists too: [`Follower::save_state`] encodes the engine's
+//! state (pruned, versioned, postcard) together with the read positions it corresponds
+//! to, and [`FollowOptions::state`] resumes from it. Lines read after that save but
+//! before an unclean stop are read again on restart and fed to the detectors with their
+//! findings withheld (they were handed out before the stop), so the detectors neither
+//! count a line twice nor miss one, and nothing is reported twice.
 
 use crate::MAX_LINE;
+use crate::block::{BlockBackend, BlockEntry, BlockError, BotVerifier, DnsBotVerifier};
 use crate::config::EntranceConfig;
-use crate::engine::Engine;
+use crate::engine::{Advice, Engine, Snapshot};
 use crate::parse::{self, LogFormat};
+use ipnet::IpNet;
 use mamori_core::{Finding, Lang};
 use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub use crate::engine::SnapshotCounts as StateCounts;
 
 /// Where a tailed log was left: persisted by the caller (the store) after each poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +69,11 @@ pub struct Tailer {
     pub stats: TailStats,
     /// A rotated predecessor to drain first (found at start-up).
     backlog: Option<(File, u64)>,
+    /// (dev, ino) of the backlog file.
+    backlog_id: (u64, u64),
+    /// Lines up to this position were already read before a restart (see
+    /// [`Tailer::resume`]): they are marked `replayed`.
+    replay_to: Option<TailState>,
 }
 
 /// Read at most this much per file per poll, so one huge burst cannot starve the daemon.
@@ -76,9 +94,49 @@ impl Tailer {
             skipping: false,
             stats: TailStats::default(),
             backlog: None,
+            backlog_id: (0, 0),
+            replay_to: None,
         };
         t.open_current(saved);
         t
+    }
+
+    /// Follow `path` from `saved`, knowing that the lines up to `read_to` (a later
+    /// position of the same log, or of the file it was rotated to) were read before the
+    /// restart: [`Tailer::poll_marked`] marks them `replayed`. A `read_to` that is not
+    /// ahead of `saved` on the files at hand is ignored.
+    pub fn resume(
+        path: impl Into<PathBuf>,
+        saved: Option<TailState>,
+        read_to: Option<TailState>,
+    ) -> Tailer {
+        let mut t = Tailer::new(path, saved);
+        if let (Some(s), Some(r)) = (saved, read_to) {
+            let id = (r.dev, r.ino);
+            let in_current = t.file.is_some()
+                && id == (t.dev, t.ino)
+                && (t.backlog.is_some() || r.offset > t.offset);
+            let in_backlog = t.backlog.is_some() && id == t.backlog_id && r.offset > s.offset;
+            if in_current || in_backlog {
+                t.replay_to = Some(r);
+            }
+        }
+        t
+    }
+
+    /// Whether the line ending at `end` in file `(dev, ino)` was read before a restart.
+    fn replayed(&mut self, dev: u64, ino: u64, end: u64) -> bool {
+        let Some(r) = self.replay_to else {
+            return false;
+        };
+        if (r.dev, r.ino) != (dev, ino) {
+            // A file before the one holding the mark (the rotated predecessor).
+            return true;
+        }
+        if end >= r.offset {
+            self.replay_to = None;
+        }
+        end <= r.offset
     }
 
     pub fn path(&self) -> &Path {
@@ -114,6 +172,7 @@ impl Tailer {
                 // Rotated while we were down: drain the predecessor, then all of this one.
                 if let Some(old) = find_rotated(&self.path, s) {
                     self.backlog = Some((old, s.offset));
+                    self.backlog_id = (s.dev, s.ino);
                 }
                 self.stats.rotations += 1;
                 0
@@ -135,31 +194,44 @@ impl Tailer {
     /// Read what was appended and call `on_line` for each complete line (without the
     /// newline or a trailing CR). Handles rotation and truncation.
     pub fn poll(&mut self, on_line: &mut dyn FnMut(&[u8])) {
+        self.poll_marked(&mut |l, _| on_line(l));
+    }
+
+    /// [`Tailer::poll`], also telling for each line whether it was read before a restart
+    /// (see [`Tailer::resume`]).
+    pub fn poll_marked(&mut self, on_line: &mut dyn FnMut(&[u8], bool)) {
         if let Some((mut old, off)) = self.backlog.take()
             && old.seek(SeekFrom::Start(off)).is_ok()
         {
             // Streamed in chunks like the live file: a huge rotated log costs no memory.
             let (mut partial, mut skipping, mut n) = (Vec::new(), false, 0u64);
+            let (dev, ino) = self.backlog_id;
+            let mut pos = off;
             let mut buf = vec![0u8; 256 * 1024];
             loop {
                 let got = match old.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(got) => got,
                 };
+                let mut too_long = self.stats.too_long;
                 split_lines_counting(
                     &buf[..got],
                     &mut partial,
                     &mut skipping,
-                    &mut self.stats.too_long,
-                    &mut |l| {
+                    &mut too_long,
+                    &mut |l, end| {
                         n += 1;
-                        on_line(l);
+                        let r = self.replayed(dev, ino, pos + end as u64);
+                        on_line(l, r);
                     },
                 );
+                self.stats.too_long = too_long;
+                pos += got as u64;
             }
             if !partial.is_empty() && !skipping {
                 n += 1;
-                on_line(trim_cr(&partial));
+                let r = self.replayed(dev, ino, pos);
+                on_line(trim_cr(&partial), r);
             }
             self.stats.recovered_lines += n;
             self.stats.lines += n;
@@ -182,7 +254,8 @@ impl Tailer {
             if !self.partial.is_empty() && !self.skipping {
                 let p = std::mem::take(&mut self.partial);
                 self.stats.lines += 1;
-                on_line(trim_cr(&p));
+                let r = self.replayed(self.dev, self.ino, self.pos);
+                on_line(trim_cr(&p), r);
             }
             self.stats.rotations += 1;
             self.file = None;
@@ -198,6 +271,8 @@ impl Tailer {
     }
 
     fn rewind(&mut self) {
+        // What was read before a restart lies behind us now.
+        self.replay_to = None;
         if let Some(f) = self.file.as_mut()
             && f.seek(SeekFrom::Start(0)).is_ok()
         {
@@ -208,11 +283,15 @@ impl Tailer {
         }
     }
 
-    fn read_available(&mut self, on_line: &mut dyn FnMut(&[u8])) {
-        let Some(f) = self.file.as_mut() else { return };
+    fn read_available(&mut self, on_line: &mut dyn FnMut(&[u8], bool)) {
+        if self.file.is_none() {
+            return;
+        }
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0usize;
+        let (dev, ino) = (self.dev, self.ino);
         while total < MAX_READ_PER_POLL {
+            let Some(f) = self.file.as_mut() else { return };
             let n = match f.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -221,16 +300,26 @@ impl Tailer {
             };
             let data = &buf[..n];
             let mut lines = 0u64;
+            let (mut partial, mut skipping, mut too_long) = (
+                std::mem::take(&mut self.partial),
+                self.skipping,
+                self.stats.too_long,
+            );
+            let pos = self.pos;
             split_lines_counting(
                 data,
-                &mut self.partial,
-                &mut self.skipping,
-                &mut self.stats.too_long,
-                &mut |l| {
+                &mut partial,
+                &mut skipping,
+                &mut too_long,
+                &mut |l, end| {
                     lines += 1;
-                    on_line(l);
+                    let r = self.replayed(dev, ino, pos + end as u64);
+                    on_line(l, r);
                 },
             );
+            self.partial = partial;
+            self.skipping = skipping;
+            self.stats.too_long = too_long;
             self.stats.lines += lines;
             // The saved offset is just after the last newline read: a line still being
             // written (or an over-long one being skipped) is re-read after a restart.
@@ -247,26 +336,28 @@ fn trim_cr(l: &[u8]) -> &[u8] {
     l.strip_suffix(b"\r").unwrap_or(l)
 }
 
-/// Split `data` (appended after `partial`) into lines. Returns `data.len()`; `partial`
-/// keeps the bytes after the last newline (capped: an over-long line is dropped and
-/// counted in `too_long`).
+/// Split `data` (appended after `partial`) into lines; `on_line` gets each line and
+/// the index in `data` just after its newline. `partial` keeps the bytes after the last
+/// newline (capped: an over-long line is dropped and counted in `too_long`).
 fn split_lines_counting(
     data: &[u8],
     partial: &mut Vec<u8>,
     skipping: &mut bool,
     too_long: &mut u64,
-    on_line: &mut dyn FnMut(&[u8]),
+    on_line: &mut dyn FnMut(&[u8], usize),
 ) {
     let mut rest = data;
+    let mut at = 0usize;
     while let Some(p) = memchr::memchr(b'\n', rest) {
         let chunk = &rest[..p];
+        at += p + 1;
         if *skipping {
             *skipping = false;
         } else if partial.is_empty() && chunk.len() <= MAX_LINE {
-            on_line(trim_cr(chunk));
+            on_line(trim_cr(chunk), at);
         } else if partial.len() + chunk.len() <= MAX_LINE {
             partial.extend_from_slice(chunk);
-            on_line(trim_cr(partial));
+            on_line(trim_cr(partial), at);
         } else {
             *too_long += 1;
         }
@@ -314,6 +405,112 @@ pub struct FollowStats {
     pub recovered_lines: u64,
 }
 
+/// The envelope of a saved state: magic, then the format version (u16 LE), then postcard.
+const STATE_MAGIC: &[u8; 4] = b"MMES";
+
+/// The format version of [`Follower::save_state`]; a state of another version is not
+/// read (the detectors start fresh).
+pub const STATE_VERSION: u16 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct StateWire {
+    /// Followed path (raw bytes) and the position the engine has read to.
+    tails: Vec<(Vec<u8>, TailState)>,
+    engine: Snapshot,
+}
+
+/// A saved follower state that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StateError {
+    #[error("not a saved follow-mode state")]
+    NotState,
+    #[error(
+        "saved state format version {found} is not understood (this mamori reads {STATE_VERSION})"
+    )]
+    Version { found: u16 },
+    #[error("saved state is damaged: {0}")]
+    Decode(String),
+}
+
+/// What a follower remembers: the detectors' memory and the read positions it covers.
+/// Made by [`Follower::save_state`], read by [`FollowState::decode`].
+#[derive(Debug, Clone)]
+pub struct FollowState {
+    tails: Vec<(PathBuf, TailState)>,
+    engine: Snapshot,
+}
+
+impl FollowState {
+    /// Decode saved bytes; any version other than [`STATE_VERSION`] is refused.
+    pub fn decode(bytes: &[u8]) -> Result<FollowState, StateError> {
+        let Some(rest) = bytes.strip_prefix(STATE_MAGIC) else {
+            return Err(StateError::NotState);
+        };
+        let (Some(v), Some(body)) = (rest.get(..2), rest.get(2..)) else {
+            return Err(StateError::NotState);
+        };
+        let found = u16::from_le_bytes([v[0], v[1]]);
+        if found != STATE_VERSION {
+            return Err(StateError::Version { found });
+        }
+        let w: StateWire =
+            postcard::from_bytes(body).map_err(|e| StateError::Decode(e.to_string()))?;
+        Ok(FollowState {
+            tails: w
+                .tails
+                .into_iter()
+                .map(|(p, t)| (PathBuf::from(OsString::from_vec(p)), t))
+                .collect(),
+            engine: w.engine,
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let w = StateWire {
+            tails: self
+                .tails
+                .iter()
+                .map(|(p, t)| (p.as_os_str().as_bytes().to_vec(), *t))
+                .collect(),
+            engine: self.engine.clone(),
+        };
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(STATE_MAGIC);
+        out.extend_from_slice(&STATE_VERSION.to_le_bytes());
+        // Serialising plain data into a Vec cannot fail.
+        out.extend(postcard::to_stdvec(&w).unwrap_or_default());
+        out
+    }
+
+    /// The position the saved detectors had read `path` to.
+    pub fn tail(&self, path: &Path) -> Option<TailState> {
+        self.tails.iter().find(|(p, _)| p == path).map(|(_, t)| *t)
+    }
+
+    /// How much it holds.
+    pub fn counts(&self) -> StateCounts {
+        self.engine.counts()
+    }
+}
+
+/// How a [`Follower`] runs; `Default` = detect and report only, fresh memory.
+#[derive(Default)]
+pub struct FollowOptions {
+    /// Force a format instead of per-line detection.
+    pub format: Option<LogFormat>,
+    /// Block what is found, through this backend ([`Follower::apply_blocks`]), with the
+    /// safeguards of `mamori logs --block` (allow-list, learned staff, verified search
+    /// bots, shared addresses → [`Follower::take_advice`]).
+    pub block: Option<BlockBackend>,
+    /// Search-bot verification before a block (`None`: reverse+forward DNS).
+    pub bot_verifier: Option<Arc<dyn BotVerifier>>,
+    /// Resume the detectors' memory. Followed paths it knows start at its positions;
+    /// the positions passed to [`Follower::with_options`] then mark what was already
+    /// read (and reported) before the restart: those lines are fed to the detectors
+    /// again with their findings withheld.
+    pub state: Option<FollowState>,
+}
+
 /// The entrance layer live: tailers feeding one detection engine.
 pub struct Follower {
     engine: Engine,
@@ -322,10 +519,19 @@ pub struct Follower {
     tailers: Vec<Tailer>,
     scratch: parse::Scratch,
     malformed: u64,
+    block: Option<BlockBackend>,
+    /// Networks last applied through the backend (`None`: never applied).
+    applied: Option<Vec<IpNet>>,
+    /// Event time before which a failed application is not retried.
+    retry_at: i64,
+    advice_taken: usize,
+    /// Something the saved state would show changed since the last save.
+    changed: bool,
 }
 
 impl Follower {
-    /// Follow `files`, resuming each at its saved state.
+    /// Follow `files`, resuming each at its saved state (fresh detector memory, no
+    /// blocking): [`Follower::with_options`] with the defaults.
     pub fn new(
         files: &[(PathBuf, Option<TailState>)],
         cfg: EntranceConfig,
@@ -333,22 +539,67 @@ impl Follower {
         host: &str,
         lang: Lang,
     ) -> Follower {
-        let cfg = Arc::new(cfg);
-        Follower {
-            engine: Engine::new(Arc::clone(&cfg), host, lang, false, None),
-            cfg,
+        let opts = FollowOptions {
             format,
-            tailers: files
-                .iter()
-                .map(|(p, s)| Tailer::new(p.clone(), *s))
-                .collect(),
+            ..Default::default()
+        };
+        Follower::with_options(files, cfg, host, lang, opts)
+    }
+
+    /// Follow `files`, each with the last position read (persisted after every poll).
+    pub fn with_options(
+        files: &[(PathBuf, Option<TailState>)],
+        cfg: EntranceConfig,
+        host: &str,
+        lang: Lang,
+        opts: FollowOptions,
+    ) -> Follower {
+        let cfg = Arc::new(cfg);
+        let verifier: Option<Arc<dyn BotVerifier>> = opts.block.as_ref().map(|_| {
+            opts.bot_verifier
+                .clone()
+                .unwrap_or_else(|| Arc::new(DnsBotVerifier::default()))
+        });
+        let mut engine = Engine::new(Arc::clone(&cfg), host, lang, opts.block.is_some(), verifier);
+        let mut tailers = Vec::new();
+        let restored = opts.state.is_some();
+        match opts.state {
+            Some(state) => {
+                for (p, last_read) in files {
+                    tailers.push(match state.tail(p) {
+                        Some(saved) => Tailer::resume(p.clone(), Some(saved), *last_read),
+                        // Not followed when the state was saved.
+                        None => Tailer::new(p.clone(), *last_read),
+                    });
+                }
+                engine.restore(state.engine);
+            }
+            None => {
+                for (p, s) in files {
+                    tailers.push(Tailer::new(p.clone(), *s));
+                }
+            }
+        }
+        Follower {
+            // Advice restored with the state was handed out before.
+            advice_taken: engine.advice.len(),
+            engine,
+            cfg,
+            format: opts.format,
+            tailers,
             scratch: parse::Scratch::default(),
             malformed: 0,
+            block: opts.block,
+            applied: None,
+            retry_at: i64::MIN,
+            changed: !restored,
         }
     }
 
     /// Read what the logs gained, run the detectors (event time from the lines, then
-    /// advanced to `now`, Unix seconds) and return the new findings.
+    /// advanced to `now`, Unix seconds) and return the new findings. Lines read before
+    /// a restart (see [`FollowOptions::state`]) are fed to the detectors but their
+    /// findings withheld.
     pub fn poll(&mut self, now: i64) -> Vec<Finding> {
         let Follower {
             engine,
@@ -357,18 +608,31 @@ impl Follower {
             tailers,
             scratch,
             malformed,
+            changed,
+            ..
         } = self;
+        let mut out = Vec::new();
         for t in tailers.iter_mut() {
-            t.poll(
-                &mut |line| match parse::parse_line(line, *format, &cfg.json_fields, scratch) {
+            t.poll_marked(&mut |line, replayed| {
+                *changed = true;
+                if replayed {
+                    // Hand out what earlier lines made, then drop what this one makes.
+                    out.extend(engine.take_new());
+                }
+                match parse::parse_line(line, *format, &cfg.json_fields, scratch) {
                     Ok(req) => engine.observe(&req),
                     Err(parse::ParseError::Empty) => {}
                     Err(_) => *malformed += 1,
-                },
-            );
+                }
+                if replayed {
+                    drop(engine.take_new());
+                }
+            });
         }
-        engine.advance(now);
-        engine.take_new()
+        *changed |= engine.advance(now);
+        out.extend(engine.take_new());
+        *changed |= !out.is_empty();
+        out
     }
 
     /// Positions to persist, per followed path.
@@ -377,6 +641,67 @@ impl Follower {
             .iter()
             .filter_map(|t| Some((t.path.clone(), t.state()?)))
             .collect()
+    }
+
+    /// Whether the state changed since the last [`Follower::save_state`] (or start).
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The detectors' memory and the read positions it covers, encoded (versioned,
+    /// pruned of expired entries) for the caller to persist in one piece.
+    pub fn save_state(&mut self) -> Vec<u8> {
+        self.changed = false;
+        FollowState {
+            tails: self.states(),
+            engine: self.engine.snapshot(),
+        }
+        .encode()
+    }
+
+    /// Blocks in force now, with their remaining time.
+    pub fn active_blocks(&self) -> Vec<BlockEntry> {
+        self.engine.active_blocks()
+    }
+
+    /// Apply the active blocks through the backend when they changed since the last
+    /// application (always the first time, so blocks restored from a saved state are in
+    /// force again and expired ones leave an nginx deny file). `Ok(None)`: nothing to do
+    /// (or no backend). A failure is retried a minute later, not every poll.
+    pub fn apply_blocks(&mut self) -> Result<Option<String>, BlockError> {
+        let Some(backend) = &self.block else {
+            return Ok(None);
+        };
+        let active = self.engine.active_blocks();
+        let nets: Vec<IpNet> = active.iter().map(|b| b.net).collect();
+        let now = self.engine.now();
+        if self.applied.as_ref() == Some(&nets) || now < self.retry_at {
+            return Ok(None);
+        }
+        match backend.apply(&active) {
+            Ok(script) => {
+                self.applied = Some(nets);
+                Ok(Some(script))
+            }
+            Err(e) => {
+                self.retry_at = now.saturating_add(60);
+                Err(e)
+            }
+        }
+    }
+
+    /// The backend blocks go through, if any.
+    pub fn block_backend(&self) -> Option<&BlockBackend> {
+        self.block.as_ref()
+    }
+
+    /// Shared addresses (carrier NAT, proxies) that were not blocked, with what to do
+    /// instead; each is handed out once.
+    pub fn take_advice(&mut self) -> Vec<Advice> {
+        let all = &self.engine.advice;
+        let new = all.get(self.advice_taken..).unwrap_or_default().to_vec();
+        self.advice_taken = all.len();
+        new
     }
 
     pub fn stats(&self) -> FollowStats {
@@ -582,5 +907,235 @@ mod tests {
         // Handed out once only.
         assert!(f.poll(now.timestamp()).is_empty());
         assert_eq!(f.states()[0].1.offset, std::fs::metadata(&p).unwrap().len());
+    }
+
+    fn stamp(t: i64) -> String {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%d/%b/%Y:%H:%M:%S +0000")
+            .to_string()
+    }
+
+    fn login_fail(ip: &str, t: i64) -> String {
+        format!(
+            "{ip} - - [{}] \"POST /mypage/login HTTP/1.1\" 200 100 \"-\" \"Mozilla/5.0 Chrome/120\"\n",
+            stamp(t)
+        )
+    }
+
+    fn sqli(ip: &str, t: i64) -> String {
+        format!(
+            "{ip} - - [{}] \"GET /products?id=1%27%20UNION%20SELECT%20password%20FROM%20dtb_member-- HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n",
+            stamp(t)
+        )
+    }
+
+    fn follower(p: &Path, last: Option<TailState>, opts: FollowOptions) -> Follower {
+        Follower::with_options(
+            &[(p.to_path_buf(), last)],
+            EntranceConfig::default(),
+            "shop",
+            Lang::En,
+            opts,
+        )
+    }
+
+    fn restored(bytes: &[u8]) -> FollowOptions {
+        FollowOptions {
+            state: Some(FollowState::decode(bytes).unwrap()),
+            ..Default::default()
+        }
+    }
+
+    fn of_kind(v: &[Finding], k: mamori_core::Kind) -> Vec<&Finding> {
+        v.iter().filter(|f| f.kind == k).collect()
+    }
+
+    #[test]
+    fn detector_memory_survives_a_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("access.log");
+        append(&p, "");
+        let now = chrono::Utc::now().timestamp() - 600;
+        let mut f = follower(&p, None, FollowOptions::default());
+        for i in 0..6 {
+            append(&p, &login_fail(&format!("198.51.100.{i}"), now + i));
+        }
+        f.poll(now + 10);
+        let saved = f.save_state();
+        assert!(!f.changed());
+        let last = f.states()[0].1;
+        drop(f);
+        for i in 6..12 {
+            append(&p, &login_fail(&format!("198.51.100.{i}"), now + 20 + i));
+        }
+        // Without the saved memory the second half alone is too small to call.
+        let mut fresh = follower(&p, Some(last), FollowOptions::default());
+        let got = fresh.poll(now + 40);
+        assert!(
+            of_kind(&got, mamori_core::Kind::AttackCredentialStuffing).is_empty(),
+            "{got:?}"
+        );
+        drop(fresh);
+        let mut f = follower(&p, Some(last), restored(&saved));
+        let got = f.poll(now + 40);
+        let st = of_kind(&got, mamori_core::Kind::AttackCredentialStuffing);
+        assert_eq!(st.len(), 1, "{got:?}");
+        let ips = st[0].ips.clone().unwrap();
+        assert!(ips.contains(&"198.51.100.0".to_string()), "{ips:?}");
+        // The episode starts with the 10th address (the rest join once confirmed).
+        assert!(ips.contains(&"198.51.100.9".to_string()), "{ips:?}");
+        assert_eq!(ips.len(), 10, "{ips:?}");
+    }
+
+    #[test]
+    fn lines_read_after_the_save_are_replayed_silently() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("access.log");
+        append(&p, "");
+        let now = chrono::Utc::now().timestamp();
+        let mut f = follower(&p, None, FollowOptions::default());
+        append(&p, &sqli("203.0.113.10", now));
+        assert_eq!(f.poll(now).len(), 1);
+        let saved = f.save_state();
+        append(&p, &sqli("203.0.113.11", now));
+        assert_eq!(f.poll(now).len(), 1);
+        // What the store holds after each poll; then the process dies (no second save).
+        let last = f.states()[0].1;
+        drop(f);
+        append(&p, &sqli("203.0.113.12", now));
+        let mut f = follower(&p, Some(last), restored(&saved));
+        let got = f.poll(now);
+        let ips: Vec<_> = got.iter().filter_map(|x| x.ip.clone()).collect();
+        assert_eq!(ips, ["203.0.113.12"], "{got:?}");
+        // .11 was fed to the detectors during the replay: not reported as new again.
+        append(&p, &sqli("203.0.113.11", now));
+        assert!(f.poll(now).is_empty());
+        assert_eq!(f.states()[0].1.offset, std::fs::metadata(&p).unwrap().len());
+    }
+
+    #[test]
+    fn replay_follows_a_rotation_between_save_and_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("access.log");
+        append(&p, "");
+        let now = chrono::Utc::now().timestamp();
+        let mut f = follower(&p, None, FollowOptions::default());
+        append(&p, &sqli("203.0.113.10", now));
+        f.poll(now);
+        let saved = f.save_state();
+        append(&p, &sqli("203.0.113.11", now));
+        std::fs::rename(&p, d.path().join("access.log.1")).unwrap();
+        append(&p, &sqli("203.0.113.12", now));
+        assert_eq!(f.poll(now).len(), 2);
+        let last = f.states()[0].1;
+        drop(f);
+        append(&p, &sqli("203.0.113.13", now));
+        let mut f = follower(&p, Some(last), restored(&saved));
+        let got = f.poll(now);
+        let ips: Vec<_> = got.iter().filter_map(|x| x.ip.clone()).collect();
+        assert_eq!(ips, ["203.0.113.13"], "{got:?}");
+    }
+
+    #[test]
+    fn unusable_states_are_refused_not_fatal() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("access.log");
+        append(&p, "");
+        let mut f = follower(&p, None, FollowOptions::default());
+        let good = f.save_state();
+        assert!(FollowState::decode(&good).is_ok());
+        assert!(matches!(
+            FollowState::decode(b"{}"),
+            Err(StateError::NotState)
+        ));
+        let mut v2 = good.clone();
+        v2[4] = 99;
+        assert!(matches!(
+            FollowState::decode(&v2),
+            Err(StateError::Version { found: 99 })
+        ));
+        assert!(matches!(
+            FollowState::decode(&good[..good.len() / 2]),
+            Err(StateError::Decode(_))
+        ));
+        let mut junk = good[..6].to_vec();
+        junk.extend([0xff; 40]);
+        assert!(FollowState::decode(&junk).is_err());
+    }
+
+    #[test]
+    fn live_blocking_with_safeguards_restart_and_expiry() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("access.log");
+        let deny = d.path().join("deny.conf");
+        append(&p, "");
+        let cfg = EntranceConfig {
+            allow: vec!["192.0.2.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        let opts = || FollowOptions {
+            block: Some(BlockBackend::NginxDeny { path: deny.clone() }),
+            bot_verifier: Some(Arc::new(crate::NoBotVerifier)),
+            ..Default::default()
+        };
+        let mk = |last, o| {
+            Follower::with_options(&[(p.clone(), last)], cfg.clone(), "shop", Lang::En, o)
+        };
+        let now = chrono::Utc::now().timestamp();
+        let mut f = mk(None, opts());
+        for ip in ["203.0.113.7", "192.0.2.10", "100.64.3.3"] {
+            for i in 0..6 {
+                append(
+                    &p,
+                    &format!(
+                        "{ip} - - [{}] \"POST /shopping/checkout HTTP/1.1\" 200 100 \"-\" \"Mozilla/5.0 Chrome/120\"\n",
+                        stamp(now + i * 10)
+                    ),
+                );
+            }
+        }
+        let got = f.poll(now + 60);
+        let added = of_kind(&got, mamori_core::Kind::BlockAdded);
+        assert_eq!(added.len(), 1, "{got:?}");
+        assert_eq!(added[0].ip.as_deref(), Some("203.0.113.7/32"));
+        let advice = f.take_advice();
+        assert_eq!(advice.len(), 1, "carrier NAT gets advice: {advice:?}");
+        assert_eq!(advice[0].ip, "100.64.3.3");
+        assert!(f.take_advice().is_empty());
+        let body = f.apply_blocks().unwrap().expect("applied");
+        assert!(body.contains("deny 203.0.113.7/32;"), "{body}");
+        assert!(!body.contains("192.0.2.10"), "{body}");
+        assert_eq!(f.apply_blocks().unwrap(), None, "unchanged: not re-applied");
+        // Restart: the block is still in force, applied again from the saved state.
+        let saved = f.save_state();
+        let last = f.states()[0].1;
+        drop(f);
+        std::fs::remove_file(&deny).unwrap();
+        let mut o = opts();
+        o.state = Some(FollowState::decode(&saved).unwrap());
+        let mut f = mk(Some(last), o);
+        assert!(f.poll(now + 120).is_empty(), "nothing reported twice");
+        assert!(f.take_advice().is_empty(), "advice not repeated");
+        assert_eq!(f.active_blocks().len(), 1);
+        f.apply_blocks().unwrap().expect("applied after restart");
+        assert!(
+            std::fs::read_to_string(&deny)
+                .unwrap()
+                .contains("203.0.113.7/32")
+        );
+        // A day later the block expires.
+        let got = f.poll(now + 25 * 3600);
+        assert_eq!(
+            of_kind(&got, mamori_core::Kind::BlockRemoved).len(),
+            1,
+            "{got:?}"
+        );
+        f.apply_blocks().unwrap().expect("applied after expiry");
+        assert!(
+            !std::fs::read_to_string(&deny)
+                .unwrap()
+                .contains("203.0.113.7")
+        );
     }
 }

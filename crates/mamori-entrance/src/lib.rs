@@ -13,7 +13,8 @@
 //!   through nftables, an nginx deny file, or only reported.
 //!
 //! * **Follow mode** ([`follow`]): tail logs live for `mamori watch`, through rotation
-//!   and copytruncate, resuming at the exact byte after a restart.
+//!   and copytruncate, resuming at the exact byte after a restart, with the detectors'
+//!   memory saved and restored ([`follow::Follower::save_state`]) and blocks applied live.
 //!
 //! The batch entry point is [`analyze`]:
 //!
@@ -36,7 +37,7 @@ pub mod follow;
 pub mod parse;
 
 pub use block::{BlockBackend, BlockEntry, BlockError, BotVerifier, DnsBotVerifier, NoBotVerifier};
-pub use config::EntranceConfig;
+pub use config::{BlockMode, EntranceConfig};
 pub use engine::{Advice, EngineStats};
 pub use parse::{JsonFields, LogFormat};
 
