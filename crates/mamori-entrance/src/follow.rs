@@ -124,6 +124,14 @@ impl Tailer {
         t
     }
 
+    /// A file was read to its end without reaching the mark in it (it shrank): what
+    /// follows was not read before, whatever file it is in.
+    fn forget_mark_in(&mut self, dev: u64, ino: u64) {
+        if self.replay_to.is_some_and(|r| (r.dev, r.ino) == (dev, ino)) {
+            self.replay_to = None;
+        }
+    }
+
     /// Whether the line ending at `end` in file `(dev, ino)` was read before a restart.
     fn replayed(&mut self, dev: u64, ino: u64, end: u64) -> bool {
         let Some(r) = self.replay_to else {
@@ -235,6 +243,7 @@ impl Tailer {
             }
             self.stats.recovered_lines += n;
             self.stats.lines += n;
+            self.forget_mark_in(dev, ino);
         }
         if self.file.is_none() {
             self.open_current(None);
@@ -258,6 +267,7 @@ impl Tailer {
                 on_line(trim_cr(&p), r);
             }
             self.stats.rotations += 1;
+            self.forget_mark_in(self.dev, self.ino);
             self.file = None;
             self.open_current(None);
             self.rewind();
