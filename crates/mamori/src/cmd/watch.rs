@@ -196,18 +196,63 @@ impl Daemon<'_> {
 }
 
 const TAIL_DOC: &str = "entrance/tail/";
+/// The detectors' memory and the read positions it covers (one signed document).
+const ENTRANCE_STATE_DOC: &str = "entrance/state";
 
-/// Follow the access logs of `[entrance] follow`, resuming where the last run stopped.
+/// The live entrance layer: the follower and when its memory was last saved.
+struct LiveEntrance {
+    follower: mamori_entrance::follow::Follower,
+    save_every: Duration,
+    last_save: Instant,
+}
+
+/// The detectors' memory saved by the last run, if it can be used (else a warning).
+fn saved_entrance_state(d: &Daemon<'_>) -> Option<mamori_entrance::follow::FollowState> {
+    use mamori_core::store::Doc;
+    let lang = d.ctx.lang;
+    let fresh = |why: String| {
+        d.ctx.warn(&tr!(
+            lang,
+            "the saved memory of the access-log detectors cannot be used ({why}); they start fresh",
+            "アクセスログ検知の保存済みの記憶を使えません ({why})。新たに記憶を始めます"
+        ));
+        None
+    };
+    match d.store.doc_get(ENTRANCE_STATE_DOC) {
+        Ok(Doc::Missing) => None,
+        Ok(Doc::Valid { body, .. }) => match mamori_entrance::follow::FollowState::decode(&body) {
+            Ok(s) => Some(s),
+            Err(e) => fresh(e.to_string()),
+        },
+        Ok(Doc::Tampered) => fresh(tr!(
+            lang,
+            "it failed its signature check",
+            "署名検査に失敗しました"
+        )),
+        Err(e) => fresh(e.localized(lang)),
+    }
+}
+
+/// Follow the access logs of `[entrance] follow`, resuming where the last run stopped:
+/// read positions, the detectors' memory and the blocks in force.
 fn start_follower(
     d: &Daemon<'_>,
     cfg: mamori_entrance::EntranceConfig,
-) -> Option<mamori_entrance::follow::Follower> {
+) -> Result<Option<LiveEntrance>> {
     use mamori_core::store::Doc;
-    use mamori_entrance::follow::{Follower, TailState};
+    use mamori_entrance::follow::{FollowOptions, Follower, TailState};
     if cfg.follow.is_empty() {
-        return None;
+        return Ok(None);
     }
     let lang = d.ctx.lang;
+    let block = cfg.block_backend().map_err(|e| {
+        super::UserError(tr!(
+            lang,
+            "{}: [entrance]: {e}; see docs/entrance.md",
+            "{}: [entrance] の設定が不正です: {e}。docs/entrance.md を参照してください",
+            d.ctx.config_path.display()
+        ))
+    })?;
     let mut files = Vec::new();
     for p in &cfg.follow {
         let name = format!("{TAIL_DOC}{}", p.display());
@@ -234,33 +279,107 @@ fn start_follower(
         }
         files.push((p.clone(), saved));
     }
+    let state = saved_entrance_state(d);
+    if let Some(s) = &state {
+        let c = s.counts();
+        d.ctx.note(&tr!(
+            lang,
+            "access-log detectors resume their memory: {} addresses, {} attack episodes, {} blocks",
+            "アクセスログ検知の記憶を復元しました: アドレス {} 件、攻撃エピソード {} 件、遮断 {} 件",
+            c.ips,
+            c.episodes,
+            c.blocks
+        ));
+    }
+    if let Some(b) = &block {
+        let dry = cfg.block_dry_run;
+        let name = b.name();
+        d.ctx.note(&if dry {
+            tr!(
+                lang,
+                "blocking live through {name} (dry run: decided and reported, nothing applied)",
+                "{name} でリアルタイムに遮断します (ドライラン: 判定と報告のみ、適用しません)"
+            )
+        } else {
+            tr!(
+                lang,
+                "blocking live through {name} (never allow-listed addresses, verified search bots or shared carrier addresses)",
+                "{name} でリアルタイムに遮断します (許可リスト、確認済みの検索ボット、キャリアの共有アドレスは遮断しません)"
+            )
+        });
+    }
     let n = files.len();
-    let follower = Follower::new(&files, cfg, None, &d.host, lang);
+    let save_every = Duration::from_secs(cfg.save_interval_secs.max(1));
+    let opts = FollowOptions {
+        block,
+        state,
+        ..Default::default()
+    };
+    let follower = Follower::with_options(&files, cfg, &d.host, lang, opts);
     // Said once the logs are open: from here on no appended line is missed.
     d.ctx.note(&tr!(
         lang,
         "following {n} access log(s) live (attacks, brute force, stuffing, card testing, campaigns)",
         "{n} 個のアクセスログをリアルタイムで追跡します (攻撃、総当たり、リスト型攻撃、クレジットマスター、キャンペーン)"
     ));
-    Some(follower)
+    Ok(Some(LiveEntrance {
+        follower,
+        save_every,
+        last_save: Instant::now(),
+    }))
 }
 
 impl Daemon<'_> {
-    /// One round of the live entrance layer: new lines → findings; positions saved.
-    fn follow(&mut self, f: &mut mamori_entrance::follow::Follower) {
+    /// One round of the live entrance layer: new lines → findings → blocks; positions
+    /// saved; the detectors' memory saved with them every `save_interval_secs`.
+    fn follow(&mut self, e: &mut LiveEntrance) {
+        let lang = self.ctx.lang;
+        let f = &mut e.follower;
         let before = f.states();
         let findings = f.poll(chrono::Utc::now().timestamp());
         self.emit(&findings);
-        let after = f.states();
-        if after != before {
-            for (p, st) in after {
-                let name = format!("{TAIL_DOC}{}", p.display());
-                if let Ok(body) = serde_json::to_vec(&st)
-                    && let Err(e) = self.store.doc_put(&name, &body)
-                {
-                    self.ctx.warn(&e.localized(self.ctx.lang));
-                }
+        for a in f.take_advice() {
+            self.ctx
+                .note(&format!("{}: {} — {}", a.ip, a.reason, a.advice));
+        }
+        if let Err(err) = f.apply_blocks() {
+            let name = f.block_backend().map(|b| b.name()).unwrap_or("-");
+            self.ctx.warn(&tr!(
+                lang,
+                "blocking through {name} failed: {err} (retried in a minute)",
+                "{name} による遮断に失敗しました: {err} (1 分後に再試行します)"
+            ));
+        }
+        if f.states() != before {
+            self.save_tails(f);
+        }
+        if f.changed() && e.last_save.elapsed() >= e.save_every {
+            self.save_entrance(e);
+        }
+    }
+
+    fn save_tails(&mut self, f: &mamori_entrance::follow::Follower) {
+        for (p, st) in f.states() {
+            let name = format!("{TAIL_DOC}{}", p.display());
+            if let Ok(body) = serde_json::to_vec(&st)
+                && let Err(e) = self.store.doc_put(&name, &body)
+            {
+                self.ctx.warn(&e.localized(self.ctx.lang));
             }
+        }
+    }
+
+    /// Save the detectors' memory with the positions it covers (one document, so they
+    /// always agree); the per-log positions are written first, in the same round.
+    fn save_entrance(&mut self, e: &mut LiveEntrance) {
+        e.last_save = Instant::now();
+        if !e.follower.changed() {
+            return;
+        }
+        self.save_tails(&e.follower);
+        let body = e.follower.save_state();
+        if let Err(err) = self.store.doc_put(ENTRANCE_STATE_DOC, &body) {
+            self.ctx.warn(&err.localized(self.ctx.lang));
         }
     }
 }
@@ -571,7 +690,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     d.emit(&startup);
     // Whatever changed while mamori was not running is reported now (late).
     d.sweep(true);
-    let mut follower = start_follower(&d, super::logs::entrance_config(ctx)?);
+    let mut follower = start_follower(&d, super::logs::entrance_config(ctx)?)?;
     let mut last_follow = Instant::now();
     let mut egress = start_egress(&d, super::egress::exit_config(ctx)?);
     // Payment pages: the scheduled check and the CSP report endpoint (docs/page.md).
@@ -755,6 +874,9 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     }
     if let Some(e) = egress.as_mut() {
         d.save_egress(e);
+    }
+    if let Some(e) = follower.as_mut() {
+        d.save_entrance(e);
     }
     ctx.note(&tr!(
         lang,

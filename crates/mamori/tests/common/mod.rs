@@ -242,6 +242,35 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// Everything that arrives within `d`.
+    pub fn drain(&self, d: Duration) -> Vec<serde_json::Value> {
+        let mut got = Vec::new();
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                got.push(serde_json::from_str::<serde_json::Value>(&l).expect("JSON line"));
+            }
+        }
+        got
+    }
+
+    /// Stop with SIGTERM (the orderly path) and wait (bounded) for the exit.
+    pub fn terminate(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                assert!(st.success(), "watch exited with {st}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("watch did not stop within 20 s of SIGTERM");
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         let _ = self.child.kill();
