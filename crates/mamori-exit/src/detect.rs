@@ -434,6 +434,51 @@ impl Detector {
         }
     }
 
+    /// Is `ts` still in the learning period? Finishes learning when it just ended.
+    fn learning_at(&mut self, ts: f64) -> bool {
+        match self.learn_end() {
+            Some(end) if ts >= end => {
+                if !self.state.learned {
+                    self.finish_learning(ts);
+                }
+                false
+            }
+            _ => !self.state.learned,
+        }
+    }
+
+    /// Add the bytes a connection sent, learned when it closed (a live source that
+    /// sees a flow open, then its byte total at the end: conntrack). The connection is
+    /// not counted again: only the volume windows change, and `egress.volume` may fire
+    /// (`c.ts` is the time of the report, `c.orig_bytes` the flow's total). A flow whose
+    /// destination the detector never saw (it opened before mamori started, or its
+    /// opening was lost) is observed as a connection instead.
+    pub fn observe_bytes(&mut self, c: &ConnRecord, t: &Target) -> Vec<Finding> {
+        if !self.is_egress(c) {
+            return Vec::new();
+        }
+        if !self.state.dests.contains_key(&t.dest) {
+            return self.observe_conn(c, t);
+        }
+        if c.orig_bytes == 0 {
+            return Vec::new();
+        }
+        let ts = c.ts;
+        self.state.last_ts = self.state.last_ts.max(ts);
+        let learning = self.learning_at(ts);
+        if let Some(d) = self.state.dests.get_mut(&t.dest) {
+            d.last_seen = d.last_seen.max(ts);
+            d.add_bytes(ts, c.orig_bytes, learning);
+        }
+        if learning {
+            return Vec::new();
+        }
+        let gateway = self.is_gateway(&t.dest, c.resp_h, c.resp_p);
+        let integ = self.integration(&t.dest, c.resp_h, c.resp_p).cloned();
+        let process = process_json(c);
+        self.volume(c, t, gateway, integ.as_ref(), &process)
+    }
+
     /// Feed one connection (in time order). Returns findings it raises.
     pub fn observe_conn(&mut self, c: &ConnRecord, t: &Target) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -447,15 +492,7 @@ impl Detector {
             self.state.first_ts = Some(ts);
         }
         self.state.last_ts = self.state.last_ts.max(ts);
-        let learning = match self.learn_end() {
-            Some(end) if ts >= end => {
-                if !self.state.learned {
-                    self.finish_learning(ts);
-                }
-                false
-            }
-            _ => !self.state.learned,
-        };
+        let learning = self.learning_at(ts);
         let gateway = self.is_gateway(&t.dest, c.resp_h, c.resp_p);
         let integ = self.integration(&t.dest, c.resp_h, c.resp_p).cloned();
         if gateway {
@@ -497,7 +534,6 @@ impl Detector {
         }
         d.last_seen = ts;
         d.conns += 1;
-        d.bytes += c.orig_bytes;
         d.ips.insert(c.resp_h);
         d.ports.insert((c.proto.clone(), c.resp_p));
         if !t.prior_lookup && !t.named {
@@ -511,35 +547,7 @@ impl Detector {
                 d.correlated += 1;
             }
         }
-        // volume windows
-        d.win24.push_back((ts, c.orig_bytes));
-        d.sum24 += c.orig_bytes;
-        while let Some(&(t0, b)) = d.win24.front() {
-            if ts - t0 > DAY {
-                d.sum24 -= b;
-                d.win24.pop_front();
-            } else {
-                break;
-            }
-        }
-        let day = (ts / DAY).floor() as i64;
-        match d.days.back_mut() {
-            Some((dd, b)) if *dd == day => *b += c.orig_bytes,
-            _ => d.days.push_back((day, c.orig_bytes)),
-        }
-        d.sum30 += c.orig_bytes;
-        while let Some(&(d0, b)) = d.days.front() {
-            if day - d0 >= 30 {
-                d.sum30 -= b;
-                d.days.pop_front();
-            } else {
-                break;
-            }
-        }
-        if learning {
-            d.learned_max_24h = d.learned_max_24h.max(d.sum24);
-            d.learned_bytes += c.orig_bytes;
-        }
+        d.add_bytes(ts, c.orig_bytes, learning);
         // beacon series (last 24 h, integer seconds, distinct)
         let its = ts.floor() as i64;
         if d.beacon_ts.back().is_none_or(|&(l, _)| l != its) {
@@ -571,10 +579,7 @@ impl Detector {
         let d = d.clone_light();
         let lang = self.lang;
         let (ip, port) = (c.resp_h, c.resp_p);
-        let process = c
-            .process
-            .as_ref()
-            .map(|p| json!({"pid": p.pid, "exe": p.exe, "uid": p.uid, "user": p.user}));
+        let process = process_json(c);
         let web_user = match &c.process {
             None => true,
             Some(p) => p
@@ -582,9 +587,6 @@ impl Detector {
                 .as_ref()
                 .is_some_and(|u| self.cfg.web_users.iter().any(|w| w == u)),
         };
-        let declared = integ.as_ref().map(|i| {
-            json!({"name": i.name, "purpose": i.purpose, "allowed_by": i.allowed_by, "allowed_on": i.allowed_on})
-        });
         let exempt = gateway || integ.is_some();
 
         // 1. new destination
@@ -763,6 +765,28 @@ impl Detector {
         }
 
         // 4. volume
+        out.extend(self.volume(c, t, gateway, integ.as_ref(), &process));
+        out
+    }
+
+    /// `egress.volume`: the destination's 24 h and 30 d sums against its thresholds.
+    fn volume(
+        &mut self,
+        c: &ConnRecord,
+        t: &Target,
+        gateway: bool,
+        integ: Option<&Integration>,
+        process: &serde_json::Value,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let Some(d) = self.state.dests.get(&t.dest).map(DestState::clone_light) else {
+            return out;
+        };
+        let lang = self.lang;
+        let (ts, ip) = (c.ts, c.resp_h);
+        let declared = integ.map(|i| {
+            json!({"name": i.name, "purpose": i.purpose, "allowed_by": i.allowed_by, "allowed_on": i.allowed_on})
+        });
         if !gateway {
             let (thr24, thr30) = if d.baseline {
                 let mean_day = d.learned_bytes as f64 / self.cfg.learning_days.max(1.0);
@@ -851,7 +875,48 @@ impl Detector {
     }
 }
 
+/// The `process` evidence of a connection (null when unknown).
+fn process_json(c: &ConnRecord) -> serde_json::Value {
+    c.process
+        .as_ref()
+        .map(|p| json!({"pid": p.pid, "exe": p.exe, "uid": p.uid, "user": p.user}))
+        .unwrap_or(serde_json::Value::Null)
+}
+
 impl DestState {
+    /// Count `bytes` sent at `ts` in the totals and the 24 h / 30 day windows.
+    fn add_bytes(&mut self, ts: f64, bytes: u64, learning: bool) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.win24.push_back((ts, bytes));
+        self.sum24 = self.sum24.saturating_add(bytes);
+        while let Some(&(t0, b)) = self.win24.front() {
+            if ts - t0 > DAY {
+                self.sum24 = self.sum24.saturating_sub(b);
+                self.win24.pop_front();
+            } else {
+                break;
+            }
+        }
+        let day = (ts / DAY).floor() as i64;
+        match self.days.back_mut() {
+            Some((dd, b)) if *dd == day => *b = b.saturating_add(bytes),
+            _ => self.days.push_back((day, bytes)),
+        }
+        self.sum30 = self.sum30.saturating_add(bytes);
+        while let Some(&(d0, b)) = self.days.front() {
+            if day - d0 >= 30 {
+                self.sum30 = self.sum30.saturating_sub(b);
+                self.days.pop_front();
+            } else {
+                break;
+            }
+        }
+        if learning {
+            self.learned_max_24h = self.learned_max_24h.max(self.sum24);
+            self.learned_bytes = self.learned_bytes.saturating_add(bytes);
+        }
+    }
+
     /// A copy without the (possibly long) time series, for building findings.
     fn clone_light(&self) -> DestState {
         DestState {
@@ -949,5 +1014,59 @@ mod tests {
         assert!(!matches_pattern("example.com", "badexample.com", ip, 443));
         assert!(matches_pattern("192.0.2.7", "x", ip, 443));
         assert!(matches_pattern("192.0.2.7:443", "x", ip, 443));
+    }
+
+    fn conn(ts: f64, bytes: u64) -> ConnRecord {
+        ConnRecord {
+            ts,
+            orig_h: Some("192.0.2.1".parse().unwrap()),
+            resp_h: "203.0.113.9".parse().unwrap(),
+            resp_p: 443,
+            proto: "tcp".into(),
+            orig_bytes: bytes,
+            resp_bytes: 0,
+            conn_state: None,
+            local_orig: Some(true),
+            local_resp: Some(false),
+            host: None,
+            process: None,
+        }
+    }
+
+    #[test]
+    fn bytes_at_close_feed_volume_without_counting_a_connection() {
+        let cfg = DetectorConfig {
+            learning_days: 0.0,
+            ..DetectorConfig::default()
+        };
+        let mut d = Detector::new(cfg, "h", Lang::En);
+        let t = Target {
+            dest: "203.0.113.9:443".into(),
+            named: false,
+            prior_lookup: false,
+        };
+        let f = d.observe_conn(&conn(1_000.0, 0), &t);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, Kind::EgressNewDestination);
+        // The flow ends with 2 MB sent: a volume finding, still one connection.
+        let f = d.observe_bytes(&conn(1_030.0, 2_000_000), &t);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, Kind::EgressVolume);
+        assert_eq!(f[0].evidence["bytes"], 2_000_000);
+        let s = &d.state.dests["203.0.113.9:443"];
+        assert_eq!((s.conns, s.bytes, s.sends), (1, 2_000_000, 1));
+        // No bytes: nothing changes.
+        assert!(d.observe_bytes(&conn(1_040.0, 0), &t).is_empty());
+        // A flow never seen opening, to an unknown destination: observed as a connection.
+        let t2 = Target {
+            dest: "203.0.113.10:443".into(),
+            named: false,
+            prior_lookup: false,
+        };
+        let mut c = conn(1_050.0, 500);
+        c.resp_h = "203.0.113.10".parse().unwrap();
+        let f = d.observe_bytes(&c, &t2);
+        assert_eq!(f[0].kind, Kind::EgressNewDestination);
+        assert_eq!(d.state.dests["203.0.113.10:443"].conns, 1);
     }
 }
