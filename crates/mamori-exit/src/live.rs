@@ -89,36 +89,108 @@ pub fn parse_proc_net(text: &str) -> Vec<SockEntry> {
         .collect()
 }
 
-/// Polls the socket tables and reports each outbound connection once, when first seen.
+/// The socket tables of one network namespace, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// (`tcp` | `udp`, entry) from `tcp`, `tcp6`, `udp`, `udp6`.
+    pub entries: Vec<(&'static str, SockEntry)>,
+    /// Local TCP ports in LISTEN.
+    pub listening: HashSet<u16>,
+}
+
+/// TCP `TIME_WAIT` and `NEW_SYN_RECV`: mini sockets whose uid column is always 0.
+const TCP_MINI: [u8; 2] = [0x06, 0x0C];
+
+impl Tables {
+    /// Is this entry a connection this host opened (not an accepted one, not loopback)?
+    pub fn is_outbound(&self, proto: &str, e: &SockEntry) -> bool {
+        let open = match proto {
+            "tcp" => matches!(e.state, 0x01 | 0x02) && !self.listening.contains(&e.local.port()),
+            _ => e.state == 0x01 && e.remote.port() != 0,
+        };
+        open && !e.remote.ip().is_unspecified() && !e.remote.ip().is_loopback()
+    }
+
+    /// The socket of a flow `local` → `remote`: the connected socket, else (UDP sent
+    /// with `sendto`) an unconnected one bound to the local port on that address or on
+    /// any address. TCP listeners are never returned.
+    pub fn find(&self, proto: &str, local: SocketAddr, remote: SocketAddr) -> Option<&SockEntry> {
+        let of_proto = || self.entries.iter().filter(move |(p, _)| *p == proto);
+        if let Some((_, e)) = of_proto().find(|(_, e)| {
+            e.local == local && e.remote == remote && !(proto == "tcp" && e.state == 0x0A)
+        }) {
+            return Some(e);
+        }
+        if proto != "udp" {
+            return None;
+        }
+        of_proto()
+            .map(|(_, e)| e)
+            .filter(|e| {
+                e.local.port() == local.port()
+                    && e.remote.port() == 0
+                    && e.remote.ip().is_unspecified()
+                    && (e.local.ip() == local.ip() || e.local.ip().is_unspecified())
+            })
+            // An exact address binding wins over a wildcard one.
+            .min_by_key(|e| e.local.ip().is_unspecified())
+    }
+}
+
+/// The uid of a socket table entry, when the kernel printed a real one (mini sockets
+/// such as TIME_WAIT print 0 whoever owned the connection).
+pub fn entry_uid(proto: &str, e: &SockEntry) -> Option<u32> {
+    (e.inode != 0 || !(proto == "tcp" && TCP_MINI.contains(&e.state))).then_some(e.uid)
+}
+
+/// Reads socket tables and finds who owns a socket: `/proc/*/fd` for the process, the
+/// user database for the user. Shared by the /proc sampler and the conntrack join.
 #[derive(Debug)]
-pub struct Sampler {
+pub struct Lookup {
     net_dir: PathBuf,
     proc_dir: PathBuf,
-    seen: HashSet<(String, SocketAddr, SocketAddr, u64)>,
     users: HashMap<u32, Option<String>>,
 }
 
-impl Default for Sampler {
-    fn default() -> Self {
-        Sampler::new()
-    }
-}
-
-impl Sampler {
-    /// A sampler over this process's network namespace (`/proc/net`).
-    pub fn new() -> Sampler {
-        Sampler::with_net_dir("/proc/net")
-    }
-
-    /// A sampler over another `net` directory, e.g. `/proc/<pid>/net` of a process in a
-    /// container's namespace.
-    pub fn with_net_dir(net_dir: impl Into<PathBuf>) -> Sampler {
-        Sampler {
+impl Lookup {
+    /// Tables from `net_dir` (`/proc/net`, or `/proc/<pid>/net` for another namespace).
+    pub fn new(net_dir: impl Into<PathBuf>) -> Lookup {
+        Lookup {
             net_dir: net_dir.into(),
             proc_dir: PathBuf::from("/proc"),
-            seen: HashSet::new(),
             users: HashMap::new(),
         }
+    }
+
+    fn read_table(&self, name: &str) -> Result<Vec<SockEntry>, ExitError> {
+        let p = self.net_dir.join(name);
+        match std::fs::read_to_string(&p) {
+            Ok(t) => Ok(parse_proc_net(&t)),
+            // tcp6/udp6 are absent when IPv6 is disabled.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name.ends_with('6') => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(ExitError::Live(format!("{}: {e}", p.display()))),
+        }
+    }
+
+    /// Read all four tables.
+    pub fn tables(&self) -> Result<Tables, ExitError> {
+        let mut t = Tables::default();
+        for (name, proto) in [
+            ("tcp", "tcp"),
+            ("tcp6", "tcp"),
+            ("udp", "udp"),
+            ("udp6", "udp"),
+        ] {
+            for e in self.read_table(name)? {
+                if proto == "tcp" && e.state == 0x0A {
+                    t.listening.insert(e.local.port());
+                }
+                t.entries.push((proto, e));
+            }
+        }
+        Ok(t)
     }
 
     fn user(&mut self, uid: u32) -> Option<String> {
@@ -134,8 +206,11 @@ impl Sampler {
     }
 
     /// inode → pid for the given socket inodes (one pass over `/proc/*/fd`).
-    fn owners(&self, want: &HashSet<u64>) -> HashMap<u64, u32> {
+    pub fn owners(&self, want: &HashSet<u64>) -> HashMap<u64, u32> {
         let mut out = HashMap::new();
+        if want.is_empty() {
+            return out;
+        }
         let Ok(rd) = std::fs::read_dir(&self.proc_dir) else {
             return out;
         };
@@ -167,78 +242,97 @@ impl Sampler {
         out
     }
 
-    fn read_table(&self, name: &str) -> Result<Vec<SockEntry>, ExitError> {
-        let p = self.net_dir.join(name);
-        match std::fs::read_to_string(&p) {
-            Ok(t) => Ok(parse_proc_net(&t)),
-            // tcp6/udp6 are absent when IPv6 is disabled.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name.ends_with('6') => {
-                Ok(Vec::new())
-            }
-            Err(e) => Err(ExitError::Live(format!("{}: {e}", p.display()))),
+    /// What is known of a socket's owner; `None` when nothing is (neither uid nor pid).
+    pub fn proc_info(&mut self, uid: Option<u32>, pid: Option<u32>) -> Option<ProcInfo> {
+        if uid.is_none() && pid.is_none() {
+            return None;
+        }
+        let exe = pid.and_then(|p| {
+            std::fs::read_link(self.proc_dir.join(p.to_string()).join("exe"))
+                .ok()
+                .map(|x| x.to_string_lossy().into_owned())
+        });
+        let user = uid.and_then(|u| self.user(u));
+        Some(ProcInfo {
+            pid,
+            exe,
+            uid,
+            user,
+        })
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn now_ts() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Polls the socket tables and reports each outbound connection once, when first seen.
+#[derive(Debug)]
+pub struct Sampler {
+    lookup: Lookup,
+    seen: HashSet<(&'static str, SocketAddr, SocketAddr, u64)>,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler::new()
+    }
+}
+
+impl Sampler {
+    /// A sampler over this process's network namespace (`/proc/net`).
+    pub fn new() -> Sampler {
+        Sampler::with_net_dir("/proc/net")
+    }
+
+    /// A sampler over another `net` directory, e.g. `/proc/<pid>/net` of a process in a
+    /// container's namespace.
+    pub fn with_net_dir(net_dir: impl Into<PathBuf>) -> Sampler {
+        Sampler {
+            lookup: Lookup::new(net_dir),
+            seen: HashSet::new(),
         }
     }
 
-    /// One poll: outbound connections not reported before (time = now).
-    pub fn poll(&mut self) -> Result<Vec<ConnRecord>, ExitError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let mut tables = Vec::new();
-        for (name, proto) in [
-            ("tcp", "tcp"),
-            ("tcp6", "tcp"),
-            ("udp", "udp"),
-            ("udp6", "udp"),
-        ] {
-            tables.push((proto, self.read_table(name)?));
-        }
-        let listening: HashSet<u16> = tables
-            .iter()
-            .filter(|(p, _)| *p == "tcp")
-            .flat_map(|(_, t)| t.iter())
-            .filter(|e| e.state == 0x0A)
-            .map(|e| e.local.port())
-            .collect();
+    /// The owner lookup (tables, `/proc/*/fd`, users) this sampler reads with.
+    pub fn lookup(&mut self) -> &mut Lookup {
+        &mut self.lookup
+    }
+
+    /// Outbound entries of `t` not present at the previous call.
+    pub fn fresh(&mut self, t: &Tables) -> Vec<(&'static str, SockEntry)> {
         let mut current = HashSet::new();
         let mut fresh = Vec::new();
-        for (proto, t) in &tables {
-            for e in t {
-                let outbound = match *proto {
-                    "tcp" => matches!(e.state, 0x01 | 0x02) && !listening.contains(&e.local.port()),
-                    _ => e.state == 0x01 && e.remote.port() != 0,
-                };
-                if !outbound || e.remote.ip().is_unspecified() || e.remote.ip().is_loopback() {
-                    continue;
-                }
-                let key = ((*proto).to_string(), e.local, e.remote, e.inode);
-                if !self.seen.contains(&key) {
-                    fresh.push((*proto, *e));
-                }
-                current.insert(key);
+        for (proto, e) in &t.entries {
+            if !t.is_outbound(proto, e) {
+                continue;
             }
+            let key = (*proto, e.local, e.remote, e.inode);
+            if !self.seen.contains(&key) {
+                fresh.push((*proto, *e));
+            }
+            current.insert(key);
         }
         self.seen = current;
-        let want: HashSet<u64> = fresh
+        fresh
+    }
+
+    /// Connection records, with their owners, for entries (time = now).
+    pub fn records(&mut self, entries: &[(&'static str, SockEntry)]) -> Vec<ConnRecord> {
+        let now = now_ts();
+        let want: HashSet<u64> = entries
             .iter()
             .map(|(_, e)| e.inode)
             .filter(|i| *i != 0)
             .collect();
-        let owners = if want.is_empty() {
-            HashMap::new()
-        } else {
-            self.owners(&want)
-        };
+        let owners = self.lookup.owners(&want);
         let mut out = Vec::new();
-        for (proto, e) in fresh {
+        for &(proto, e) in entries {
             let pid = owners.get(&e.inode).copied();
-            let exe = pid.and_then(|p| {
-                std::fs::read_link(self.proc_dir.join(p.to_string()).join("exe"))
-                    .ok()
-                    .map(|x| x.to_string_lossy().into_owned())
-            });
-            let user = self.user(e.uid);
             out.push(ConnRecord {
                 ts: now,
                 orig_h: Some(e.local.ip()),
@@ -258,15 +352,17 @@ impl Sampler {
                 local_orig: Some(true),
                 local_resp: None,
                 host: None,
-                process: Some(ProcInfo {
-                    pid,
-                    exe,
-                    uid: Some(e.uid),
-                    user,
-                }),
+                process: self.lookup.proc_info(Some(e.uid), pid),
             });
         }
-        Ok(out)
+        out
+    }
+
+    /// One poll: outbound connections not reported before (time = now).
+    pub fn poll(&mut self) -> Result<Vec<ConnRecord>, ExitError> {
+        let t = self.lookup.tables()?;
+        let fresh = self.fresh(&t);
+        Ok(self.records(&fresh))
     }
 }
 
@@ -292,5 +388,44 @@ mod tests {
         let e = parse_proc_net(t6);
         assert_eq!(e[0].local, "[::1]:8080".parse().unwrap());
         assert_eq!(e[0].remote, "198.51.100.254:8443".parse().unwrap());
+    }
+
+    #[test]
+    fn finds_the_socket_of_a_flow() {
+        let e = |l: &str, r: &str, state: u8, uid: u32, inode: u64| SockEntry {
+            local: l.parse().unwrap(),
+            remote: r.parse().unwrap(),
+            state,
+            uid,
+            inode,
+        };
+        let mut t = Tables {
+            entries: vec![
+                ("tcp", e("0.0.0.0:443", "0.0.0.0:0", 0x0A, 0, 1)),
+                ("tcp", e("192.0.2.1:40000", "203.0.113.9:443", 0x01, 33, 2)),
+                ("tcp", e("192.0.2.1:40001", "203.0.113.9:443", 0x06, 0, 0)),
+                ("udp", e("0.0.0.0:5000", "0.0.0.0:0", 0x07, 65534, 3)),
+                ("udp", e("192.0.2.1:5000", "0.0.0.0:0", 0x07, 1000, 4)),
+                ("udp", e("192.0.2.1:6000", "203.0.113.53:53", 0x01, 1001, 5)),
+            ],
+            listening: HashSet::new(),
+        };
+        t.listening.insert(443);
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let f = |p, l, r| t.find(p, a(l), a(r)).map(|e| e.inode);
+        assert_eq!(f("tcp", "192.0.2.1:40000", "203.0.113.9:443"), Some(2));
+        assert_eq!(f("tcp", "192.0.2.1:40009", "203.0.113.9:443"), None);
+        // A TCP listener is never the socket of a flow.
+        assert_eq!(f("tcp", "0.0.0.0:443", "0.0.0.0:0"), None);
+        // sendto from an unconnected socket: the exact binding wins over the wildcard.
+        assert_eq!(f("udp", "192.0.2.1:5000", "203.0.113.53:53"), Some(4));
+        assert_eq!(f("udp", "192.0.2.7:5000", "203.0.113.53:53"), Some(3));
+        assert_eq!(f("udp", "192.0.2.1:6000", "203.0.113.53:53"), Some(5));
+        assert_eq!(f("udp", "192.0.2.1:7000", "203.0.113.53:53"), None);
+        let tw = t.entries[2].1;
+        assert_eq!(entry_uid("tcp", &tw), None);
+        assert_eq!(entry_uid("tcp", &t.entries[1].1), Some(33));
+        assert!(t.is_outbound("tcp", &t.entries[1].1));
+        assert!(!t.is_outbound("udp", &t.entries[3].1));
     }
 }
