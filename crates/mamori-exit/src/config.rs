@@ -104,6 +104,44 @@ impl Default for DetectorConfig {
     }
 }
 
+/// Where `mamori watch` takes live egress from (`live_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveSource {
+    /// conntrack events when the netlink socket opens (CAP_NET_ADMIN), else /proc polling.
+    #[default]
+    Auto,
+    /// conntrack events (with a /proc sweep beside them); watch refuses to start without.
+    Conntrack,
+    /// /proc polling only.
+    Proc,
+}
+
+impl LiveSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveSource::Auto => "auto",
+            LiveSource::Conntrack => "conntrack",
+            LiveSource::Proc => "proc",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LiveSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Hand-written so a typo names the setting and the allowed values.
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "auto" => Ok(LiveSource::Auto),
+            "conntrack" => Ok(LiveSource::Conntrack),
+            "proc" => Ok(LiveSource::Proc),
+            other => Err(serde::de::Error::custom(format!(
+                "live_source = {other:?} is not a live source; use \"auto\", \"conntrack\" or \"proc\""
+            ))),
+        }
+    }
+}
+
 /// The optional configuration file form (`[egress]` in `mamori.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -116,8 +154,16 @@ pub struct ExitConfig {
     /// `mamori watch` samples this server's outbound connections live (/proc socket
     /// tables, once a second, with the owning process and user).
     pub live: bool,
-    /// Sampling interval of the live source, in milliseconds (≥ 100).
+    /// Sampling interval of the live source, in milliseconds (≥ 100): the /proc poll,
+    /// and with conntrack the /proc sweep that catches what the events did not report.
     pub live_interval_ms: u64,
+    /// `auto` (default: conntrack when it can be opened, else /proc), `conntrack` or
+    /// `proc`.
+    pub live_source: LiveSource,
+    /// Let `mamori watch` turn on `net.netfilter.nf_conntrack_acct` (per-flow byte
+    /// counters) when it is off. Off by default: mamori does not change host sysctls
+    /// unless told to; without accounting the conntrack source reports no bytes.
+    pub live_enable_acct: bool,
 }
 
 impl Default for ExitConfig {
@@ -127,6 +173,8 @@ impl Default for ExitConfig {
             checkout_paths: Vec::new(),
             live: false,
             live_interval_ms: 1000,
+            live_source: LiveSource::Auto,
+            live_enable_acct: false,
         }
     }
 }
@@ -192,5 +240,21 @@ allowed_by = "tanaka"
         assert!(ExitConfig::from_toml("learnin_days = 3").is_err());
         assert!(ExitConfig::from_toml("volume_factor = 0.5").is_err());
         assert!(ExitConfig::from_toml("").is_ok());
+    }
+
+    #[test]
+    fn live_source_is_checked_by_name() {
+        let c =
+            ExitConfig::from_toml("live_source = \"conntrack\"\nlive_enable_acct = true").unwrap();
+        assert_eq!(c.live_source, LiveSource::Conntrack);
+        assert!(c.live_enable_acct);
+        assert_eq!(ExitConfig::default().live_source, LiveSource::Auto);
+        let e = ExitConfig::from_toml("live_source = \"ebpf\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("live_source") && e.contains("\"proc\""), "{e}");
+        // Round trip through TOML (the binary re-serialises the [exit] table).
+        let t = toml::to_string(&c).unwrap();
+        assert_eq!(ExitConfig::from_toml(&t).unwrap(), c);
     }
 }
