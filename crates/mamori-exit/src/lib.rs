@@ -6,8 +6,10 @@
 //!
 //! * files: Zeek `conn.log` (TSV or JSON lines), Zeek `dns.log` to name destinations,
 //!   orders (`orders.jsonl`, or an access log whose checkout completions mark orders);
-//! * live: a `/proc/net/{tcp,tcp6,udp,udp6}` polling sampler joined with
-//!   `/proc/<pid>/fd` socket inodes for process and user ([`live`]);
+//! * live: conntrack events over netlink (every flow, UDP and short ones included, with
+//!   byte totals when they end) joined with the socket tables for process and user
+//!   ([`conntrack`]), or a `/proc/net/{tcp,tcp6,udp,udp6}` polling sampler joined with
+//!   `/proc/<pid>/fd` socket inodes ([`live`]); [`source`] picks one for `mamori watch`;
 //!
 //! and runs four detectors ([`detect`]) after a learning period (default 7 days from
 //! the first event): `egress.new_destination`, `egress.checkout_correlated`,
@@ -34,6 +36,7 @@
 //! ```
 
 pub mod config;
+pub mod conntrack;
 pub mod detect;
 pub mod error;
 pub mod live;
@@ -41,9 +44,10 @@ pub mod names;
 pub mod orders;
 pub mod policy;
 pub mod rita;
+pub mod source;
 pub mod zeek;
 
-pub use config::{DetectorConfig, ExitConfig, Integration};
+pub use config::{DetectorConfig, ExitConfig, Integration, LiveSource};
 pub use detect::{DetectStats, Detector, DetectorState, Target};
 pub use error::ExitError;
 pub use zeek::{ConnRecord, DnsRecord, ReadStats};

@@ -2,7 +2,7 @@
 //! Errors name file:line; bad data lines are skipped and counted; nothing panics.
 
 use mamori_core::Lang;
-use mamori_exit::{EgressOptions, analyze, zeek};
+use mamori_exit::{EgressOptions, analyze, conntrack, zeek};
 use proptest::prelude::*;
 use std::path::Path;
 
@@ -132,5 +132,58 @@ proptest! {
             prop_assert_eq!(recs.len(), st.records);
             prop_assert!(st.records + st.skipped <= st.lines);
         }
+    }
+
+    #[test]
+    fn conntrack_parser_never_panics_on_bytes(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let (mut out, mut st) = (Vec::new(), conntrack::ParseStats::default());
+        conntrack::parse_datagram(&data, &mut out, &mut st);
+        prop_assert_eq!(out.len() as u64, st.events);
+    }
+
+    /// Valid kernel-shaped messages with bytes overwritten and a random length: events
+    /// or counted skips, never a panic.
+    #[test]
+    fn conntrack_parser_never_panics_on_mutated_messages(
+        v6 in any::<bool>(),
+        kind in 0u8..3,
+        ports in any::<(u16, u16)>(),
+        bytes in any::<u64>(),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..12),
+        cut in any::<usize>(),
+    ) {
+        use conntrack::{CtCounters, CtEvent, CtKind, CtTuple};
+        let (src, dst): (std::net::IpAddr, std::net::IpAddr) = if v6 {
+            ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
+        } else {
+            ("192.0.2.1".parse().unwrap(), "203.0.113.9".parse().unwrap())
+        };
+        let ev = CtEvent {
+            kind: [CtKind::New, CtKind::Update, CtKind::Destroy][usize::from(kind)],
+            family: if v6 { 10 } else { 2 },
+            id: Some(7),
+            orig: CtTuple { src, dst, proto: 6, sport: ports.0, dport: ports.1 },
+            reply: Some(CtTuple { src: dst, dst: src, proto: 6, sport: ports.1, dport: ports.0 }),
+            status: Some(8),
+            mark: None,
+            zone: None,
+            counters_orig: Some(CtCounters { packets: 1, bytes }),
+            counters_reply: None,
+            start_ns: Some(1),
+            stop_ns: None,
+        };
+        let clean = conntrack::encode_event(&ev);
+        let (mut out, mut st) = (Vec::new(), conntrack::ParseStats::default());
+        conntrack::parse_datagram(&clean, &mut out, &mut st);
+        prop_assert_eq!(out, vec![ev]);
+        let mut b = clean.clone();
+        for (at, v) in edits {
+            let n = b.len();
+            b[at % n] = v;
+        }
+        b.truncate(cut % (clean.len() + 1));
+        let (mut out, mut st) = (Vec::new(), conntrack::ParseStats::default());
+        conntrack::parse_datagram(&b, &mut out, &mut st);
+        prop_assert!(out.len() <= 1);
     }
 }
