@@ -525,7 +525,7 @@ impl CtSocket {
             sockopt,
         };
         let fail = |what: &str, e: nix::errno::Errno| {
-            ExitError::Live(format!("conntrack netlink socket: {what}: {e}"))
+            ExitError::Conntrack(format!("netlink socket: {what}: {e}"))
         };
         let fd = socket(
             AddressFamily::Netlink,
@@ -568,7 +568,7 @@ impl CtSocket {
                 Err(Errno::EAGAIN) => return Ok(()),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ENOBUFS) => self.lost += 1,
-                Err(e) => return Err(ExitError::Live(format!("conntrack netlink recv: {e}"))),
+                Err(e) => return Err(ExitError::Conntrack(format!("netlink recv: {e}"))),
             }
         }
         Ok(())
@@ -932,14 +932,13 @@ impl ConntrackSource {
                 .map(|s| s.trim().to_string())
         };
         if sysctl("nf_conntrack_events").as_deref() == Some("0") {
-            return Err(ExitError::Live(
-                "net.netfilter.nf_conntrack_events = 0: the kernel sends no conntrack events"
-                    .into(),
+            return Err(ExitError::Conntrack(
+                "net.netfilter.nf_conntrack_events = 0: the kernel sends no events".into(),
             ));
         }
         let sock = CtSocket::open()?;
         if !live::available(&o.net_dir) {
-            return Err(ExitError::Live(format!(
+            return Err(ExitError::Conntrack(format!(
                 "{} is not readable (needed to find the process of a flow)",
                 o.net_dir.display()
             )));

@@ -28,6 +28,9 @@ pub enum ExitError {
     /// The live sampler could not read /proc.
     #[error("live sampler: {0}")]
     Live(String),
+    /// The conntrack event source cannot be used or failed.
+    #[error("conntrack: {0}")]
+    Conntrack(String),
     /// Running `nft` failed.
     #[error("nft: {0}")]
     Nft(String),

@@ -170,3 +170,45 @@ impl Source {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_falls_back_to_proc_and_conntrack_refuses() {
+        // A namespace whose kernel sends no conntrack events.
+        let sys = tempfile::tempdir().unwrap();
+        std::fs::write(sys.path().join("nf_conntrack_events"), "0\n").unwrap();
+        let opts = ConntrackOptions {
+            sysctl_dir: sys.path().to_path_buf(),
+            ..ConntrackOptions::default()
+        };
+        let (s, notices) = Source::open_with(LiveSource::Auto, &opts).unwrap();
+        assert_eq!(s.name(), "proc");
+        assert!(s.fd().is_none());
+        let [Notice::Fallback { why }] = notices.as_slice() else {
+            panic!("{notices:?}")
+        };
+        assert!(why.contains("nf_conntrack_events = 0"), "{why}");
+        let m = notices[0].message(Lang::En);
+        assert!(m.contains("polling /proc instead"), "{m}");
+        let e = Source::open_with(LiveSource::Conntrack, &opts).unwrap_err();
+        assert!(e.to_string().contains("nf_conntrack_events"), "{e}");
+        let (s, notices) = Source::open_with(LiveSource::Proc, &opts).unwrap();
+        assert_eq!((s.name(), notices.len()), ("proc", 0));
+        // Every notice has a message in both languages.
+        for n in [
+            Notice::AcctOff { why: None },
+            Notice::AcctEnabled,
+            Notice::EventsLost,
+            Notice::CtIdle {
+                confirmed: true,
+                proc_only: 3,
+            },
+        ] {
+            assert!(!n.message(Lang::Ja).is_empty());
+            assert_ne!(n.message(Lang::En), n.message(Lang::Ja));
+        }
+    }
+}
