@@ -385,11 +385,14 @@ impl Daemon<'_> {
 }
 
 const EGRESS_DOC: &str = "exit/state";
+/// conntrack events are read at most this often: each batch of new outbound flows costs
+/// one socket-table read and one /proc/*/fd pass, so bursts are joined together.
+const EGRESS_MIN_GAP: Duration = Duration::from_millis(10);
 
-/// The live exit layer: the /proc sampler feeding the egress detectors, whose learning
-/// is kept in the store.
+/// The live exit layer: conntrack events or the /proc sampler feeding the egress
+/// detectors, whose learning is kept in the store.
 struct LiveEgress {
-    sampler: mamori_exit::live::Sampler,
+    source: mamori_exit::source::Source,
     det: mamori_exit::Detector,
     names: mamori_exit::names::NameIndex,
     interval: Duration,
@@ -398,20 +401,54 @@ struct LiveEgress {
     dirty: bool,
 }
 
-fn start_egress(d: &Daemon<'_>, cfg: mamori_exit::ExitConfig) -> Option<LiveEgress> {
+impl LiveEgress {
+    /// The conntrack socket when it may be read now (not within EGRESS_MIN_GAP of the
+    /// last read).
+    fn ready_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        (self.last_poll.elapsed() >= EGRESS_MIN_GAP)
+            .then(|| self.source.fd().map(|f| f.as_raw_fd()))
+            .flatten()
+    }
+}
+
+fn say_notices(ctx: &Ctx, notices: &[mamori_exit::source::Notice]) {
+    for n in notices {
+        let m = n.message(ctx.lang);
+        if n.is_warning() {
+            ctx.warn(&m);
+        } else {
+            ctx.note(&m);
+        }
+    }
+}
+
+fn start_egress(d: &Daemon<'_>, cfg: mamori_exit::ExitConfig) -> Result<Option<LiveEgress>> {
     use mamori_core::store::Doc;
+    use mamori_exit::LiveSource;
     if !cfg.live {
-        return None;
+        return Ok(None);
     }
     let lang = d.ctx.lang;
-    if !mamori_exit::live::available(std::path::Path::new("/proc/net")) {
-        d.ctx.warn(&tr!(
-            lang,
-            "live egress watching is off: /proc/net is not readable here",
-            "外向き通信のリアルタイム監視を停止: /proc/net を読めません"
-        ));
-        return None;
-    }
+    let (source, notices) = match mamori_exit::source::Source::open(&cfg) {
+        Ok(s) => s,
+        Err(e) if cfg.live_source == LiveSource::Conntrack => {
+            anyhow::bail!(super::UserError(tr!(
+                lang,
+                "[exit] live_source = \"conntrack\", but conntrack events cannot be used ({e}); they need root (CAP_NET_ADMIN) and nf_conntrack; set live_source = \"auto\" or \"proc\"",
+                "[exit] live_source = \"conntrack\" ですが conntrack のイベントを使えません ({e})。root (CAP_NET_ADMIN) と nf_conntrack が必要です。live_source = \"auto\" か \"proc\" にしてください"
+            )));
+        }
+        Err(e) => {
+            d.ctx.warn(&tr!(
+                lang,
+                "live egress watching is off: {e}",
+                "外向き通信のリアルタイム監視を停止: {e}"
+            ));
+            return Ok(None);
+        }
+    };
+    say_notices(d.ctx, &notices);
     let state = match d.store.doc_get(EGRESS_DOC) {
         Ok(Doc::Valid { body, .. }) => serde_json::from_slice(&body).ok(),
         Ok(Doc::Tampered) => {
@@ -425,18 +462,25 @@ fn start_egress(d: &Daemon<'_>, cfg: mamori_exit::ExitConfig) -> Option<LiveEgre
         _ => None,
     };
     let interval = Duration::from_millis(cfg.live_interval_ms);
-    d.ctx.note(&tr!(
-        lang,
-        "watching outbound connections live every {} ms from /proc (with process and user; connections shorter than that can be missed)",
-        "/proc から {} ミリ秒ごとに外向き通信を監視します (プロセスとユーザー付き。それより短い接続は見逃すことがあります)",
-        interval.as_millis()
-    ));
+    let ms = interval.as_millis();
+    d.ctx.note(&match source.name() {
+        "conntrack" => tr!(
+            lang,
+            "watching outbound connections live from conntrack events (every TCP/UDP flow, short ones and UDP sendto included, bytes when a flow ends) with process and user from /proc, which is also swept every {ms} ms",
+            "conntrack のイベントで外向き通信をリアルタイム監視します (短い接続や sendto の UDP を含むすべての TCP/UDP 通信、終了時にバイト数)。プロセスとユーザーは /proc から取得し、/proc も {ms} ミリ秒ごとに走査します"
+        ),
+        _ => tr!(
+            lang,
+            "watching outbound connections live every {ms} ms from /proc (with process and user; connections shorter than that can be missed, UDP sent without connect() is not seen, no byte counts)",
+            "/proc から {ms} ミリ秒ごとに外向き通信を監視します (プロセスとユーザー付き。それより短い接続は見逃すことがあり、connect() しない UDP は見えず、バイト数も分かりません)"
+        ),
+    });
     let det = match state {
         Some(s) => mamori_exit::Detector::with_state(cfg.detect, s, &d.host, lang),
         None => mamori_exit::Detector::new(cfg.detect, &d.host, lang),
     };
-    Some(LiveEgress {
-        sampler: mamori_exit::live::Sampler::new(),
+    Ok(Some(LiveEgress {
+        source,
         det,
         names: mamori_exit::names::NameIndex::new(&[]),
         interval,
@@ -446,13 +490,16 @@ fn start_egress(d: &Daemon<'_>, cfg: mamori_exit::ExitConfig) -> Option<LiveEgre
             .unwrap_or_else(Instant::now),
         last_save: Instant::now(),
         dirty: false,
-    })
+    }))
 }
 
 impl Daemon<'_> {
     fn egress(&mut self, e: &mut LiveEgress) {
+        use mamori_exit::source::LiveEvent;
         e.last_poll = Instant::now();
-        let conns = match e.sampler.poll() {
+        let polled = e.source.poll();
+        say_notices(self.ctx, &e.source.take_notices());
+        let events = match polled {
             Ok(c) => c,
             Err(err) => {
                 self.ctx.warn(&err.to_string());
@@ -460,11 +507,19 @@ impl Daemon<'_> {
             }
         };
         let mut out = Vec::new();
-        for c in &conns {
-            let t = mamori_exit::target_of(c, &e.names);
-            out.extend(e.det.observe_conn(c, &t));
+        for ev in &events {
+            match ev {
+                LiveEvent::Opened(c) => {
+                    let t = mamori_exit::target_of(c, &e.names);
+                    out.extend(e.det.observe_conn(c, &t));
+                }
+                LiveEvent::Closed(c) => {
+                    let t = mamori_exit::target_of(c, &e.names);
+                    out.extend(e.det.observe_bytes(c, &t));
+                }
+            }
         }
-        e.dirty |= !conns.is_empty();
+        e.dirty |= !events.is_empty();
         self.emit(&out);
         if e.dirty && e.last_save.elapsed() >= Duration::from_secs(60) {
             self.save_egress(e);
@@ -692,7 +747,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     d.sweep(true);
     let mut follower = start_follower(&d, super::logs::entrance_config(ctx)?)?;
     let mut last_follow = Instant::now();
-    let mut egress = start_egress(&d, super::egress::exit_config(ctx)?);
+    let mut egress = start_egress(&d, super::egress::exit_config(ctx)?)?;
     // Payment pages: the scheduled check and the CSP report endpoint (docs/page.md).
     let (page_tx, page_rx) = crossbeam_channel::bounded::<mamori_page::PageEvent>(1024);
     let _page = super::page::start_for_watch(ctx, loaded, page_tx)?;
@@ -756,25 +811,55 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         {
             d.egress(e);
         }
-        let timeout_ms: u16 = if pending.is_empty() { 250 } else { 20 };
-        if let Some(src) = source.as_mut() {
-            // SAFETY: the fd lives as long as `src`.
-            let bfd = unsafe { BorrowedFd::borrow_raw(src.raw_fd()) };
-            let mut fds = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLIN)];
+        let mut timeout_ms: u16 = if pending.is_empty() { 250 } else { 20 };
+        let src_fd = source.as_ref().map(|s| s.raw_fd());
+        let egress_fd = egress.as_ref().and_then(LiveEgress::ready_fd);
+        if egress_fd.is_none() && egress.as_ref().is_some_and(|e| e.source.fd().is_some()) {
+            // Within the gap after a conntrack read: come back for the socket soon.
+            timeout_ms = timeout_ms.min(10);
+        }
+        let (mut src_ready, mut egress_ready) = (false, false);
+        if src_fd.is_none() && egress_fd.is_none() {
+            std::thread::sleep(Duration::from_millis(timeout_ms.into()));
+        } else {
+            let mut fds: Vec<nix::poll::PollFd<'_>> = [src_fd, egress_fd]
+                .into_iter()
+                .flatten()
+                // SAFETY: the fds live as long as `source` and `egress`, which outlive
+                // this poll.
+                .map(|fd| {
+                    nix::poll::PollFd::new(
+                        unsafe { BorrowedFd::borrow_raw(fd) },
+                        nix::poll::PollFlags::POLLIN,
+                    )
+                })
+                .collect();
             match nix::poll::poll(&mut fds, timeout_ms) {
                 Ok(n) if n > 0 => {
-                    events.clear();
-                    if let Err(e) = src.read(&mut events) {
-                        ctx.warn(&e.to_string());
+                    let ready =
+                        |p: &nix::poll::PollFd<'_>| p.revents().is_some_and(|r| !r.is_empty());
+                    let mut it = fds.iter();
+                    if src_fd.is_some() {
+                        src_ready = it.next().is_some_and(ready);
+                    }
+                    if egress_fd.is_some() {
+                        egress_ready = it.next().is_some_and(ready);
                     }
                 }
-                Ok(_) => events.clear(),
+                Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(std::io::Error::from(e).into()),
             }
-        } else {
-            std::thread::sleep(Duration::from_millis(timeout_ms.into()));
-            events.clear();
+        }
+        events.clear();
+        if src_ready
+            && let Some(src) = source.as_mut()
+            && let Err(e) = src.read(&mut events)
+        {
+            ctx.warn(&e.to_string());
+        }
+        if egress_ready && let Some(e) = egress.as_mut() {
+            d.egress(e);
         }
         if deploying {
             // The release is changing files: what it does is approved afterwards.
