@@ -811,6 +811,14 @@ impl Flows {
             if ev.kind == CtKind::New
                 && let Some(key) = self.outbound(ev)
             {
+                // Already reported by the /proc sweep (it read the tables before this
+                // event was read): take the id, do not report it twice.
+                if let Some(f) = self.open.get_mut(&key)
+                    && f.id.is_none()
+                {
+                    f.id = ev.id;
+                    continue;
+                }
                 new.push((key, ev));
             }
         }
@@ -1484,6 +1492,36 @@ mod tests {
         assert_eq!(f.stats.closed_unseen, 2);
         assert_eq!(f.stats.closed_without_counters, 1);
         assert_eq!(f.stats.closed_with_bytes, 3);
+        // A flow the /proc sweep reported first: its NEW is not reported again, and its
+        // DESTROY (now with the id) carries the bytes.
+        let key = (
+            IPPROTO_TCP,
+            "198.51.100.1:42000".parse().unwrap(),
+            "203.0.113.11:443".parse().unwrap(),
+        );
+        f.remember(key, None, Flows::record(&key, 5.0));
+        let a = ct(
+            CtKind::New,
+            IPPROTO_TCP,
+            "198.51.100.1:42000",
+            "203.0.113.11:443",
+            11,
+            None,
+        );
+        assert!(f.handle(&[a], &mut sampler).is_empty());
+        let z = ct(
+            CtKind::Destroy,
+            IPPROTO_TCP,
+            "198.51.100.1:42000",
+            "203.0.113.11:443",
+            11,
+            Some(42),
+        );
+        let out = f.handle(&[z], &mut sampler);
+        assert!(
+            matches!(&out[..], [LiveEvent::Closed(r)] if r.orig_bytes == 42),
+            "{out:?}"
+        );
         // The UDP flow (id 2) is still open.
         assert!(f.knows(
             "udp",
