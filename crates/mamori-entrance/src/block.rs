@@ -55,6 +55,20 @@ impl BlockBackend {
     /// Apply `entries`. Returns the script or file content that was (or, in dry-run,
     /// would be) applied.
     pub fn apply(&self, entries: &[BlockEntry]) -> Result<String, BlockError> {
+        self.apply_as(entries, false)
+    }
+
+    /// Make `entries` the whole block list (live blocking): blocks not in it are lifted.
+    pub fn replace(&self, entries: &[BlockEntry]) -> Result<String, BlockError> {
+        self.apply_as(entries, true)
+    }
+
+    fn apply_as(&self, entries: &[BlockEntry], replace: bool) -> Result<String, BlockError> {
+        let entries: Vec<BlockEntry> = entries
+            .iter()
+            .filter(|e| !never_block(e.net.network()))
+            .cloned()
+            .collect();
         match self {
             BlockBackend::PrintOnly => Ok(String::new()),
             BlockBackend::Nftables {
@@ -62,7 +76,7 @@ impl BlockBackend {
                 dry_run,
                 command_prefix,
             } => {
-                let script = nft_script(table, entries)?;
+                let script = nft_script(table, &entries, replace)?;
                 if !dry_run {
                     run_nft(command_prefix, &["-f", "-"], Some(&script))?;
                 }
@@ -100,7 +114,15 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// The nftables script: idempotent table/sets/chain, then the elements.
-pub fn nft_script(table: &str, entries: &[BlockEntry]) -> Result<String, BlockError> {
+///
+/// `replace`: the entries are the whole set (live blocking): the sets are flushed first
+/// in the same transaction, so lifted blocks leave the kernel at once. Otherwise the
+/// entries are added to what is there (a batch run adds to what `watch` blocked).
+pub fn nft_script(
+    table: &str,
+    entries: &[BlockEntry],
+    replace: bool,
+) -> Result<String, BlockError> {
     if !valid_name(table) {
         return Err(BlockError::TableName(table.to_string()));
     }
@@ -121,6 +143,11 @@ pub fn nft_script(table: &str, entries: &[BlockEntry]) -> Result<String, BlockEr
     s.push_str(&format!(
         "add rule inet {table} input ip6 saddr @deny6 drop\n"
     ));
+    if replace {
+        for set in ["deny4", "deny6"] {
+            s.push_str(&format!("flush set inet {table} {set}\n"));
+        }
+    }
     for e in entries {
         let set = if e.net.addr().is_ipv4() {
             "deny4"
@@ -261,6 +288,29 @@ pub fn block_net(ip: IpAddr, v6_prefix: u8) -> IpNet {
     }
 }
 
+/// Addresses no block may ever cover: loopback, unspecified, multicast, link-local.
+/// (A local reverse proxy makes every client 127.0.0.1 in the log.)
+pub fn never_block(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return never_block(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local()
+        }
+    }
+}
+
 /// RFC 6598 shared address space (carrier-grade NAT).
 pub fn is_cgnat(ip: IpAddr) -> bool {
     match ip {
@@ -288,11 +338,17 @@ mod tests {
                 timeout_secs: 0,
             },
         ];
-        let s = nft_script("mamori", &e).unwrap();
+        let s = nft_script("mamori", &e, false).unwrap();
+        assert!(!s.contains("flush set"), "{s}");
+        let r = nft_script("mamori", &e, true).unwrap();
+        let flush = r
+            .find("flush set inet mamori deny4")
+            .expect("replace flushes");
+        assert!(flush < r.find("add element").unwrap(), "{r}");
         assert!(s.contains("add element inet mamori deny4 { 192.0.2.7/32 timeout 60s }"));
         assert!(s.contains("add element inet mamori deny6 { 2001:db8:1:2::/64 timeout 1s }"));
         assert!(s.contains("flags interval, timeout"));
-        assert!(nft_script("x; drop", &e).is_err());
+        assert!(nft_script("x; drop", &e, false).is_err());
     }
 
     #[test]
@@ -330,6 +386,49 @@ mod tests {
             std::fs::read_to_string(p)
                 .unwrap()
                 .contains("deny 192.0.2.9/32;")
+        );
+    }
+
+    #[test]
+    fn loopback_and_link_local_are_never_blocked() {
+        for a in [
+            "127.0.0.1",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "169.254.1.1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(never_block(a.parse().unwrap()), "{a}");
+        }
+        for a in ["192.0.2.7", "10.0.0.1", "2001:db8::1", "100.64.0.1"] {
+            assert!(!never_block(a.parse().unwrap()), "{a}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deny.conf");
+        let b = BlockBackend::NginxDeny { path: path.clone() };
+        let e = [
+            BlockEntry {
+                net: "127.0.0.1/32".parse().unwrap(),
+                timeout_secs: 60,
+            },
+            BlockEntry {
+                net: "::/64".parse().unwrap(),
+                timeout_secs: 60,
+            },
+            BlockEntry {
+                net: "192.0.2.7/32".parse().unwrap(),
+                timeout_secs: 60,
+            },
+        ];
+        b.replace(&e).unwrap();
+        let body = std::fs::read_to_string(&path).unwrap();
+        assert!(body.contains("deny 192.0.2.7/32;"), "{body}");
+        assert!(
+            !body.contains("127.0.0.1") && !body.contains("::/64"),
+            "{body}"
         );
     }
 }

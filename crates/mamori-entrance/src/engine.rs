@@ -1309,7 +1309,10 @@ impl Engine {
         if !self.block_enabled {
             return;
         }
-        if self.allowed(ip) {
+        // Loopback and the like are never blocked: behind a local proxy (or nginx
+        // without real_ip) every request comes from 127.0.0.1, and dropping it would cut
+        // PHP-FPM, the database and the cache off: a shop outage.
+        if self.allowed(ip) || block::never_block(ip) {
             self.stats.blocks_skipped_allow_listed += 1;
             return;
         }
@@ -1361,7 +1364,16 @@ impl Engine {
         if let Some(st) = self.ips.get_mut(&ip) {
             st.blocked_until = until;
         }
-        let net = block::block_net(ip, self.cfg.block_ipv6_prefix);
+        let mut net = block::block_net(ip, self.cfg.block_ipv6_prefix);
+        // An IPv6 block wide enough to cover an allow-listed address narrows to this host.
+        if self
+            .cfg
+            .allow
+            .iter()
+            .any(|a| net.contains(a) || a.contains(&net))
+        {
+            net = block::block_net(ip, 128);
+        }
         let sum = tr!(
             self.lang,
             "blocked {net} for {hours} h ({reason})",

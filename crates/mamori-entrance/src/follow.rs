@@ -113,8 +113,11 @@ impl Tailer {
         let mut t = Tailer::new(path, saved);
         if let (Some(s), Some(r)) = (saved, read_to) {
             let id = (r.dev, r.ino);
+            // A log truncated while we were down (copytruncate) holds only new lines:
+            // none of them was read before, whatever the old mark says.
             let in_current = t.file.is_some()
                 && id == (t.dev, t.ino)
+                && t.stats.truncations == 0
                 && (t.backlog.is_some() || r.offset > t.offset);
             let in_backlog = t.backlog.is_some() && id == t.backlog_id && r.offset > s.offset;
             if in_current || in_backlog {
@@ -688,7 +691,7 @@ impl Follower {
         if self.applied.as_ref() == Some(&nets) || now < self.retry_at {
             return Ok(None);
         }
-        match backend.apply(&active) {
+        match backend.replace(&active) {
             Ok(script) => {
                 self.applied = Some(nets);
                 Ok(Some(script))
@@ -1045,6 +1048,39 @@ mod tests {
         let got = f.poll(now);
         let ips: Vec<_> = got.iter().filter_map(|x| x.ip.clone()).collect();
         assert_eq!(ips, ["203.0.113.13"], "{got:?}");
+    }
+
+    #[test]
+    fn a_log_truncated_while_down_is_read_as_new() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("access.log");
+        append(&p, "");
+        let now = chrono::Utc::now().timestamp();
+        let mut f = follower(&p, None, FollowOptions::default());
+        append(&p, &sqli("203.0.113.10", now));
+        f.poll(now);
+        let saved = f.save_state();
+        append(&p, &sqli("203.0.113.11", now));
+        append(&p, &sqli("203.0.113.12", now));
+        f.poll(now);
+        let last = f.states()[0].1;
+        drop(f);
+        // copytruncate while down; fewer bytes written since than were read before.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&p, &sqli("203.0.113.13", now));
+        let mut f = follower(&p, Some(last), restored(&saved));
+        let got = f.poll(now);
+        let ips: Vec<_> = got.iter().filter_map(|x| x.ip.clone()).collect();
+        assert_eq!(
+            ips,
+            ["203.0.113.13"],
+            "a new line is never taken for a replay: {got:?}"
+        );
     }
 
     #[test]

@@ -225,7 +225,12 @@ fn live_blocking_with_real_nftables_in_a_namespace() {
         .args(["netns", "add", &ns.0])
         .status()
         .unwrap();
-    assert!(st.success(), "ip netns add failed");
+    if !need(
+        st.success(),
+        "`ip netns add` failed (no CAP_SYS_ADMIN here, e.g. in a container)",
+    ) {
+        return;
+    }
     let d = tempfile::tempdir().unwrap();
     let log = setup(
         d.path(),

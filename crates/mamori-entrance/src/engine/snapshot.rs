@@ -11,6 +11,7 @@ use super::{
     Advice, Engine, EngineStats, EpKind, Episode, IpState, Map, Pending, PrefixState, Set,
     technique_names,
 };
+use crate::block;
 use ipnet::IpNet;
 use mamori_core::Finding;
 use serde::{Deserialize, Serialize};
@@ -292,9 +293,15 @@ impl Engine {
         self.emitted = self.findings.len();
         self.campaign_recent = s.campaign_recent.into();
         self.campaign_techs = s.campaign_techs;
+        // The allow-list may have grown since the save: a block it now covers is lifted.
+        let allow = &self.cfg.allow;
         self.blocks = s
             .blocks
             .into_iter()
+            .filter(|(n, _)| {
+                !block::never_block(n.network())
+                    && !allow.iter().any(|a| n.contains(a) || a.contains(n))
+            })
             .map(|(n, u)| (n, (u, usize::MAX)))
             .collect();
         self.stats = s.stats;
