@@ -925,6 +925,8 @@ pub struct ConntrackSource {
     acct: bool,
     notices: Vec<Notice>,
     said_lost: bool,
+    /// The last /proc sweep failed (said once until one succeeds again).
+    sweep_failing: bool,
     said_idle: bool,
 }
 
@@ -989,6 +991,7 @@ impl ConntrackSource {
             acct,
             notices,
             said_lost: false,
+            sweep_failing: false,
             said_idle: false,
         })
     }
@@ -1059,7 +1062,20 @@ impl ConntrackSource {
         self.sock.drain(&mut evs)?;
         let mut out = self.flows.handle(&evs, &mut self.sampler);
         if self.last_sweep.is_none_or(|t| t.elapsed() >= self.interval) {
-            out.extend(self.sweep()?);
+            // The events above are handled (remembered): a failed sweep must not drop them.
+            match self.sweep() {
+                Ok(v) => {
+                    out.extend(v);
+                    self.sweep_failing = false;
+                }
+                Err(e) => {
+                    if !self.sweep_failing {
+                        self.notices
+                            .push(Notice::SweepFailed { why: e.to_string() });
+                    }
+                    self.sweep_failing = true;
+                }
+            }
         }
         self.flows.stats.lost = self.sock.lost;
         self.flows.stats.malformed = self.sock.parse.malformed;

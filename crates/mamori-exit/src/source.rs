@@ -35,6 +35,9 @@ pub enum Notice {
     /// conntrack tracks nothing in this namespace (at start: no flow tracked;
     /// confirmed: /proc saw connections that conntrack did not report).
     CtIdle { confirmed: bool, proc_only: u64 },
+    /// Reading the socket tables of /proc failed: flows are still seen, but their process
+    /// may be unknown until a sweep succeeds.
+    SweepFailed { why: String },
 }
 
 impl Notice {
@@ -84,6 +87,11 @@ impl Notice {
                 lang,
                 "conntrack reported none of the {proc_only} outbound connection(s) /proc saw: no firewall rule uses conntrack in this namespace, so short connections and UDP sent with sendto are missed; add a rule that uses it (e.g. nft `ct state new counter` in an output chain) or apply mamori's egress policy",
                 "/proc で見えた {proc_only} 件の外向き接続を conntrack は一つも報告しませんでした。この名前空間には conntrack を使うファイアウォール規則がないため、短い接続や sendto の UDP は見逃されます。conntrack を使う規則 (出力チェーンに nft の `ct state new counter` など) を追加するか、mamori の送信許可ポリシーを適用してください"
+            ),
+            Notice::SweepFailed { why } => tr!(
+                lang,
+                "reading the socket tables in /proc failed ({why}): outbound flows are still reported, but their process may be unknown until it works again; check that mamori runs as root",
+                "/proc のソケット表を読めませんでした ({why})。外向き通信は引き続き報告しますが、復旧するまでプロセスが不明になることがあります。mamori が root で動いているか確認してください"
             ),
         }
     }
@@ -205,6 +213,9 @@ mod tests {
             Notice::CtIdle {
                 confirmed: true,
                 proc_only: 3,
+            },
+            Notice::SweepFailed {
+                why: "permission denied".into(),
             },
         ] {
             assert!(!n.message(Lang::Ja).is_empty());
