@@ -110,6 +110,17 @@ impl Tailer {
         saved: Option<TailState>,
         read_to: Option<TailState>,
     ) -> Tailer {
+        let path = path.into();
+        // Emptied while we were down (copytruncate) below the position read to: the
+        // file holds only new lines, even when they reach past the older `saved`
+        // position (which alone would not show the truncation).
+        if let Some(r) = read_to
+            && let Ok(m) = std::fs::metadata(&path)
+            && (m.dev(), m.ino()) == (r.dev, r.ino)
+            && m.len() < r.offset
+        {
+            return Tailer::new(path, Some(r));
+        }
         let mut t = Tailer::new(path, saved);
         if let (Some(s), Some(r)) = (saved, read_to) {
             let id = (r.dev, r.ino);
