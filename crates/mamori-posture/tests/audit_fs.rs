@@ -90,7 +90,7 @@ fn bad_server(root: &Path) -> PostureConfig {
     put(
         root,
         "/etc/passwd",
-        "root:x:0:0:root:/root:/bin/bash\ndeploy:x:1000:1000::/home/deploy:/bin/bash\n",
+        "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\ndeploy:x:1000:1000::/home/deploy:/bin/bash\n",
     );
     put(
         root,
@@ -120,12 +120,64 @@ fn bad_server(root: &Path) -> PostureConfig {
     put(
         root,
         "/var/www/shop/.env",
-        "APP_ENV=prod\nECCUBE_ADMIN_ALLOW_HOSTS=[]\n",
+        "APP_ENV=prod\nECCUBE_ADMIN_ALLOW_HOSTS=[]\nECCUBE_2FA_ENABLED=0\n",
+    );
+    // The web server: a public staging copy, TLS 1.0 allowed for everyone.
+    put(
+        root,
+        "/etc/nginx/nginx.conf",
+        "user www-data;\nevents {}\nhttp {\n  ssl_protocols TLSv1 TLSv1.1 TLSv1.2;\n  include /etc/nginx/sites-enabled/*;\n}\n",
+    );
+    put(
+        root,
+        "/etc/nginx/sites-enabled/shop",
+        "server {\n  listen 443 ssl;\n  server_name shop.example.jp;\n  root /var/www/shop;\n  ssl_certificate /etc/ssl/shop/fullchain.pem;\n}\n",
+    );
+    put(
+        root,
+        "/etc/nginx/sites-enabled/staging",
+        "server {\n  listen 80;\n  server_name stg.shop.example.jp;\n  root /var/www/stg;\n}\n",
+    );
+    // PHP-FPM runs as www-data, which can rewrite a controller.
+    put(
+        root,
+        "/etc/php/7.4/fpm/pool.d/www.conf",
+        "[www]\nuser = www-data\ngroup = www-data\nlisten = /run/php/php7.4-fpm.sock\n",
+    );
+    put(root, "/etc/group", "root:x:0:\nwww-data:x:33:\n");
+    put(
+        root,
+        "/var/www/shop/index.php",
+        "<?php require 'app/bootstrap.php';\n",
+    );
+    put(
+        root,
+        "/var/www/shop/src/Eccube/Controller/ShoppingController.php",
+        "<?php\n",
+    );
+    put(root, "/var/www/shop/var/cache/x.php", "<?php\n");
+    chmod(
+        root,
+        "/var/www/shop/src/Eccube/Controller/ShoppingController.php",
+        0o666,
+    );
+    chmod(root, "/var/www/shop/var/cache/x.php", 0o666);
+    // Outbound: an output chain that accepts everything.
+    put(
+        root,
+        "/etc/nftables.conf",
+        "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n  chain input {\n    type filter hook input priority filter; policy drop;\n    tcp dport { 22, 80, 443 } accept\n  }\n  chain output {\n    type filter hook output priority filter; policy accept;\n  }\n}\n",
     );
     let mut cfg = PostureConfig::default();
     cfg.ssh_keys.insert(fp, "Tanaka Ichiro (owner)".into());
     cfg.shop_roots.push("/var/www/shop".into());
     cfg
+}
+
+fn chmod(root: &Path, rel: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = root.join(rel.trim_start_matches('/'));
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn opts(root: &Path, cfg: PostureConfig) -> AuditOptions {
@@ -203,6 +255,11 @@ fn bad_server_fails_where_it_should() {
         ("php.hardening", Status::Fail),
         ("net.db_public", Status::Fail),
         ("shop.admin_allow_hosts", Status::Fail),
+        ("shop.admin_2fa", Status::Fail),
+        ("web.staging_exposed", Status::Fail),
+        ("php.code_writable", Status::Fail),
+        ("net.egress_policy", Status::Warn),
+        ("tls.protocols", Status::Fail),
         ("attest.mail_training", Status::Attested),
         ("attest.test_env", Status::Fail),
         ("attest.contractors", Status::Fail),
@@ -227,6 +284,31 @@ fn bad_server_fails_where_it_should() {
         up.seen
     );
     assert!(r.get("attest.test_env").unwrap().seen.contains("expired"));
+    let stg = &r.get("web.staging_exposed").unwrap().seen;
+    assert!(stg.contains("stg.shop.example.jp"), "{stg}");
+    assert!(
+        !stg.contains("nginx shop.example.jp"),
+        "production is no test site: {stg}"
+    );
+    let w = &r.get("php.code_writable").unwrap().seen;
+    assert!(w.contains("ShoppingController.php"), "{w}");
+    assert!(w.contains("www-data"), "{w}");
+    assert!(
+        !w.contains("var/cache"),
+        "cache dirs are data, not code: {w}"
+    );
+    let tls = &r.get("tls.protocols").unwrap().seen;
+    assert!(tls.contains("TLSv1 TLSv1.1"), "{tls}");
+    match status(&r, "tls.cert_expiry") {
+        Status::NotApplicable(why) => assert!(why.contains("fullchain.pem"), "{why}"),
+        s => panic!("unreadable certificate: {s:?}"),
+    }
+    assert!(
+        r.get("shop.admin_2fa")
+            .unwrap()
+            .seen
+            .contains("ECCUBE_2FA_ENABLED")
+    );
     assert!(
         r.get("attest.contractors")
             .unwrap()
@@ -261,6 +343,8 @@ fn bad_server_fails_where_it_should() {
     // Scores per checklist item.
     let s13 = r.scores.iter().find(|s| s.item == "20-1.3").unwrap();
     assert_eq!((s13.pass, s13.fail, s13.warn), (1, 3, 3));
+    let s18 = r.scores.iter().find(|s| s.item == "20-1.8").unwrap();
+    assert_eq!((s18.fail, s18.score), (2, Some(0)));
     let s14 = r.scores.iter().find(|s| s.item == "20-1.4").unwrap();
     assert_eq!((s14.attested, s14.score), (1, Some(100)));
     // Findings: one per check, with the contract's fields.
@@ -345,6 +429,26 @@ fn good_server_passes() {
         "/var/www/shop/.env",
         "APP_ENV=prod\nECCUBE_ADMIN_ALLOW_HOSTS='[\"203.0.113.5\"]'\n",
     );
+    put(
+        root,
+        "/etc/nginx/nginx.conf",
+        "events {}\nhttp {\n  ssl_protocols TLSv1.2 TLSv1.3;\n  include /etc/nginx/sites-enabled/*;\n}\n",
+    );
+    put(
+        root,
+        "/etc/nginx/sites-enabled/staging",
+        "server {\n  listen 80;\n  server_name stg.shop.example.jp;\n  root /var/www/stg;\n  allow 203.0.113.5;\n  deny all;\n}\n",
+    );
+    chmod(
+        root,
+        "/var/www/shop/src/Eccube/Controller/ShoppingController.php",
+        0o644,
+    );
+    put(
+        root,
+        "/etc/nftables.conf",
+        "table inet filter {\n  chain output {\n    type filter hook output priority filter; policy accept;\n    meta skuid \"www-data\" ip daddr != 203.0.113.10 reject\n  }\n}\n",
+    );
     cfg.skip.push("eol.db".into());
     let r = audit(&opts(root, cfg), "shop-1", Lang::Ja).unwrap();
     for id in [
@@ -360,6 +464,10 @@ fn good_server_passes() {
         "php.hardening",
         "net.db_public",
         "shop.admin_allow_hosts",
+        "web.staging_exposed",
+        "php.code_writable",
+        "net.egress_policy",
+        "tls.protocols",
     ] {
         assert_eq!(
             status(&r, id),
@@ -456,4 +564,56 @@ fn fingerprints_match_ssh_keygen() {
     let keys = mamori_posture::checks::ssh::parse_authorized_keys("u", "f", &pubk);
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].fingerprint, want);
+}
+
+/// `tls.cert_expiry` over the certificate files the web server config names, with real
+/// certificates made by the openssl CLI (5 days: FAIL; 400 days: PASS).
+#[test]
+fn certificate_files_named_by_the_config() {
+    if mamori_posture::sys::which("openssl").is_none() {
+        common::skip("the openssl CLI is needed to make test certificates");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    put(
+        root,
+        "/etc/apache2/sites-enabled/shop-ssl.conf",
+        "<VirtualHost *:443>\n  ServerName shop.example.jp\n  DocumentRoot /var/www/shop\n  SSLEngine on\n  SSLProtocol -all +TLSv1.2 +TLSv1.3\n  SSLCertificateFile /etc/ssl/shop.pem\n</VirtualHost>\n",
+    );
+    std::fs::create_dir_all(root.join("etc/ssl")).unwrap();
+    for (days, want) in [("5", "FAIL"), ("400", "PASS")] {
+        let st = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args(["-subj", "/CN=shop.example.jp", "-days", days, "-keyout"])
+            .arg(root.join("etc/ssl/shop.key"))
+            .arg("-out")
+            .arg(root.join("etc/ssl/shop.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let o = AuditOptions {
+            root: root.to_path_buf(),
+            commands: false,
+            only: vec!["tls.cert_expiry".into(), "tls.protocols".into()],
+            ..Default::default()
+        };
+        let r = audit(&o, "h", Lang::En).unwrap();
+        let c = r.get("tls.cert_expiry").unwrap();
+        assert_eq!(c.status.label(), want, "{days} days: {}", c.seen);
+        assert!(c.source.contains("/etc/ssl/shop.pem"), "{}", c.source);
+        assert_eq!(status(&r, "tls.protocols"), Status::Pass);
+    }
 }

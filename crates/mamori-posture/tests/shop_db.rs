@@ -148,3 +148,70 @@ fn plain_logins_pass_and_a_wrong_database_is_an_error() {
     );
     assert!(matches!(c.status, Status::Error(_)), "{:?}", c.status);
 }
+
+/// `shop.admin_2fa` reads each EC-CUBE member's two-factor flag; EC-CUBE 4.0's table has
+/// no such column, which is a FAIL too.
+#[test]
+fn eccube_admin_2fa_per_member() {
+    if !available() {
+        return;
+    }
+    let db = Db::create("tfa", &["shop-owner", "staff01"]);
+    let o = Db::sql(&format!(
+        "ALTER TABLE {0}.dtb_member ADD two_factor_auth_key VARCHAR(255) NULL, ADD two_factor_auth_enabled TINYINT(1) NOT NULL DEFAULT 0; UPDATE {0}.dtb_member SET two_factor_auth_enabled = 1, two_factor_auth_key = 'K' WHERE login_id = 'shop-owner';",
+        db.0
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = tempfile::tempdir().unwrap();
+    let env = |extra: &str| {
+        common::put(
+            d.path(),
+            "/var/www/eccube/.env",
+            format!(
+                "APP_ENV=prod\nDATABASE_URL=mysql://root:@127.0.0.1:3306/{}\n{extra}",
+                db.0
+            ),
+        )
+    };
+    let run = || {
+        let o = AuditOptions {
+            config: PostureConfig {
+                shop_roots: vec!["/var/www/eccube".into()],
+                ..Default::default()
+            },
+            root: d.path().to_path_buf(),
+            commands: true,
+            only: vec!["shop.admin_2fa".into()],
+            ..Default::default()
+        };
+        audit(&o, "shop-1", Lang::En)
+            .unwrap()
+            .get("shop.admin_2fa")
+            .unwrap()
+            .clone()
+    };
+    env("");
+    let c = run();
+    assert_eq!(c.status, Status::Fail, "{}", c.seen);
+    assert!(c.seen.contains("st***"), "{}", c.seen);
+    assert!(!c.seen.contains("sh***"), "{}", c.seen);
+    Db::sql(&format!(
+        "UPDATE {}.dtb_member SET two_factor_auth_enabled = 1",
+        db.0
+    ));
+    let c = run();
+    assert_eq!(c.status, Status::Pass, "{}", c.seen);
+    // The system switch off beats every member's flag.
+    env("ECCUBE_2FA_ENABLED=0\n");
+    assert_eq!(run().status, Status::Fail);
+    // EC-CUBE 4.0: no 2FA columns at all.
+    let old = Db::create("tfa40", &["shop-owner"]);
+    common::put(
+        d.path(),
+        "/var/www/eccube/.env",
+        format!("DATABASE_URL=mysql://root:@127.0.0.1:3306/{}\n", old.0),
+    );
+    let c = run();
+    assert_eq!(c.status, Status::Fail, "{}", c.seen);
+    assert!(c.seen.contains("4.0"), "{}", c.seen);
+}

@@ -2,12 +2,17 @@
 
 pub mod av;
 pub mod eol;
+pub mod firewall;
+pub mod fpm;
 pub mod http;
 pub mod net;
 pub mod php;
 pub mod pkg;
+pub mod shop2fa;
 pub mod shopdb;
 pub mod ssh;
+pub mod tls;
+pub mod web;
 
 use crate::audit::{CheckDef, Ctx, Missing, Outcome};
 use mamori_core::Severity::{Critical, High, Medium};
@@ -210,6 +215,17 @@ pub(crate) static CATALOG: &[CheckDef] = &[
         "ECCUBE_ADMIN_ALLOW_HOSTS (EC-CUBE) または管理画面の allow/deny で事務所の IP のみに制限してください。"
     ),
     def!(
+        "shop.admin_2fa",
+        ["20-1.7", "jca:admin"],
+        High,
+        NotApplicable,
+        shop2fa::admin_2fa,
+        "Two-factor login for the shop admin",
+        "管理画面の二段階認証",
+        "EC-CUBE 4.1+: keep ECCUBE_2FA_ENABLED on and have every member set up 2FA (Settings > Members); Magento: enable Magento_TwoFactorAuth; WordPress: activate a two-factor plugin (e.g. Two Factor, WP 2FA) and require it for administrators.",
+        "EC-CUBE 4.1 以降: ECCUBE_2FA_ENABLED を有効のままにし全メンバーに二段階認証を設定させてください (設定 > メンバー管理)。Magento: Magento_TwoFactorAuth を有効化。WordPress: 二段階認証プラグイン (Two Factor、WP 2FA など) を有効化し管理者に必須にしてください。"
+    ),
+    def!(
         "ssh.2fa",
         ["20-1.7"],
         High,
@@ -241,6 +257,17 @@ pub(crate) static CATALOG: &[CheckDef] = &[
         "弱い SSH 鍵なし",
         "Replace DSA and RSA < 3072 keys with ed25519 keys (ssh-keygen -t ed25519).",
         "DSA 鍵や 3072 ビット未満の RSA 鍵を ed25519 鍵に置き換えてください (ssh-keygen -t ed25519)。"
+    ),
+    def!(
+        "web.staging_exposed",
+        ["20-1.8"],
+        High,
+        NotApplicable,
+        web::staging,
+        "Test/staging sites not open to anyone",
+        "テスト/ステージング環境が誰でも閲覧できない",
+        "Restrict each test/staging vhost to the office's addresses (nginx allow/deny all; Apache Require ip) or put it behind a login, keep it as patched as production, and never copy real customer or card data into it.",
+        "テスト/ステージング用のバーチャルホストを事務所の IP に制限する (nginx allow/deny all、Apache Require ip) かログイン必須にし、本番と同じく更新し、実際の顧客・カード情報を置かないでください。"
     ),
     def!(
         "http.git_exposed",
@@ -362,6 +389,50 @@ pub(crate) static CATALOG: &[CheckDef] = &[
         "データベースが外部で待ち受けていない",
         "Set bind-address = 127.0.0.1 (MariaDB/MySQL) or listen_addresses = 'localhost' (PostgreSQL).",
         "bind-address = 127.0.0.1 (MariaDB/MySQL) や listen_addresses = 'localhost' (PostgreSQL) を設定してください。"
+    ),
+    def!(
+        "php.code_writable",
+        ["20-1.1", "jca:webapp"],
+        High,
+        NotApplicable,
+        fpm::code_writable,
+        "Shop code not writable by the PHP user",
+        "PHP の実行ユーザーが店舗のコードを書き換えられない",
+        "Give the code to a deploy user, not the PHP-FPM pool's user: chown -R deploy: SHOP && chmod -R go-w SHOP; leave only upload, cache and log directories writable.",
+        "コードの所有者を PHP-FPM プールのユーザーではなくデプロイ用ユーザーにしてください: chown -R deploy: SHOP && chmod -R go-w SHOP。書き込み可能にするのはアップロード・キャッシュ・ログのディレクトリだけにしてください。"
+    ),
+    def!(
+        "net.egress_policy",
+        ["20-1.1"],
+        Medium,
+        Warn,
+        firewall::egress,
+        "Outbound traffic restricted",
+        "外向き通信の制限",
+        "Drop new outbound connections of the web user except to the payment provider and update mirrors (nft: meta skuid \"www-data\" ip daddr != @allowed reject), or make the output chain default-deny.",
+        "Web ユーザーの新規外向き通信を決済代行・更新サーバー以外拒否してください (nft: meta skuid \"www-data\" ip daddr != @allowed reject)。または output チェーンを既定拒否にしてください。"
+    ),
+    def!(
+        "tls.protocols",
+        ["jca:webapp"],
+        High,
+        NotApplicable,
+        tls::protocols,
+        "No old TLS/SSL versions",
+        "古い TLS/SSL が無効",
+        "Allow TLS 1.2 and 1.3 only: ssl_protocols TLSv1.2 TLSv1.3; (nginx) / SSLProtocol -all +TLSv1.2 +TLSv1.3 (Apache), then reload.",
+        "TLS 1.2 と 1.3 のみを許可してください: ssl_protocols TLSv1.2 TLSv1.3; (nginx) / SSLProtocol -all +TLSv1.2 +TLSv1.3 (Apache) にして再読み込みしてください。"
+    ),
+    def!(
+        "tls.cert_expiry",
+        ["jca:webapp"],
+        High,
+        NotApplicable,
+        tls::cert_expiry,
+        "TLS certificate not about to expire",
+        "TLS 証明書の有効期限",
+        "Renew the certificate now and check the automatic renewal (certbot renew --dry-run; systemctl list-timers certbot).",
+        "今すぐ証明書を更新し、自動更新を確認してください (certbot renew --dry-run、systemctl list-timers certbot)。"
     ),
     def!(
         "attest.threat_intel",

@@ -154,8 +154,7 @@ fn valid_ident(s: &str) -> bool {
     s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The admin login names of one shop database.
-pub fn admin_logins(ctx: &Ctx, db: &ShopDbConfig) -> Result<Vec<String>, String> {
+pub(crate) fn table_prefix(db: &ShopDbConfig) -> Result<String, String> {
     let p = db.table_prefix.clone().unwrap_or_else(|| {
         if db.kind == ShopKind::Wordpress {
             "wp_".into()
@@ -168,6 +167,12 @@ pub fn admin_logins(ctx: &Ctx, db: &ShopDbConfig) -> Result<Vec<String>, String>
             "table prefix `{p}` has characters other than [A-Za-z0-9_]"
         ));
     }
+    Ok(p)
+}
+
+/// The admin login names of one shop database.
+pub fn admin_logins(ctx: &Ctx, db: &ShopDbConfig) -> Result<Vec<String>, String> {
+    let p = table_prefix(db)?;
     let q = match db.kind {
         ShopKind::Eccube => format!("SELECT login_id FROM {p}dtb_member"),
         ShopKind::Magento => format!("SELECT username FROM {p}admin_user WHERE is_active = 1"),
@@ -175,6 +180,11 @@ pub fn admin_logins(ctx: &Ctx, db: &ShopDbConfig) -> Result<Vec<String>, String>
             "SELECT u.user_login FROM {p}users u JOIN {p}usermeta m ON m.user_id = u.ID WHERE m.meta_key = '{p}capabilities' AND m.meta_value LIKE '%administrator%'"
         ),
     };
+    query(ctx, db, &q)
+}
+
+/// One read-only query through the `mariadb`/`mysql` client: the rows' first column.
+pub fn query(ctx: &Ctx, db: &ShopDbConfig, q: &str) -> Result<Vec<String>, String> {
     let mut opt = tempfile::Builder::new()
         .prefix(".mamori-my-")
         .tempfile()
@@ -199,7 +209,7 @@ pub fn admin_logins(ctx: &Ctx, db: &ShopDbConfig) -> Result<Vec<String>, String>
         timeout.as_str(),
         "--init-command=SET SESSION TRANSACTION READ ONLY",
         "-e",
-        q.as_str(),
+        q,
         db.database.as_str(),
     ];
     let res = ctx
