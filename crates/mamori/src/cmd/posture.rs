@@ -13,6 +13,10 @@ pub struct AuditArgs {
     /// The shop's URL for the exposure probes (e.g. http://127.0.0.1/).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// A shop document root to audit (its .env / app/etc/env.php / wp-config.php,
+    /// its code's permissions); repeatable; added to the config's `[[root]]` paths.
+    #[arg(long = "root", value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +95,20 @@ pub fn audit(ctx: &Ctx, a: &AuditArgs) -> Result<u8> {
             .unwrap_or_else(|| l.state_dir().join("attestations.jsonl"));
         opts.attestations = mamori_posture::load_attestations(&att).map_err(loc(lang))?;
         opts.attest_key = std::fs::read(l.key_file()).ok();
+    }
+    for r in &a.roots {
+        if !r.is_dir() {
+            bail_user!(
+                lang,
+                "--root {}: not a directory",
+                "--root {}: ディレクトリではありません",
+                r.display()
+            );
+        }
+        let abs = std::path::absolute(r).unwrap_or_else(|_| r.clone());
+        if !cfg.shop_roots.contains(&abs) {
+            cfg.shop_roots.push(abs);
+        }
     }
     opts.config = cfg;
     opts.url = a.url.clone();
