@@ -49,6 +49,13 @@ pub struct ResponseConfig {
     /// A command that makes PHP drop its opcode cache after a restore, e.g.
     /// `["systemctl", "reload", "php8.2-fpm"]`.
     pub php_reload: Option<Vec<String>>,
+    /// PHP-FPM's FastCGI address (`/run/php/php8.2-fpm.sock` or `127.0.0.1:9000`): after
+    /// a restore, the pool is asked to drop the file's cached code (opcache_invalidate),
+    /// with `php_reload` as the fallback.
+    pub php_fpm: Option<String>,
+    /// Where the one-off invalidation script is written (must be readable by the pool's
+    /// user; default `/run/mamori-fpm`).
+    pub php_fpm_script_dir: Option<PathBuf>,
 }
 
 impl Default for ResponseConfig {
@@ -58,6 +65,8 @@ impl Default for ResponseConfig {
             other: Response::Alert,
             quarantine_dir: None,
             php_reload: None,
+            php_fpm: None,
+            php_fpm_script_dir: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod deny;
 pub mod engine;
 pub mod fan;
+pub mod fpm;
 pub mod ino;
 pub mod respond;
 

@@ -30,6 +30,9 @@ pub struct Responder {
     pub quarantine: PathBuf,
     /// A command that makes PHP drop its opcode cache (e.g. `systemctl reload php8.2-fpm`).
     pub php_reload: Option<Vec<String>>,
+    /// The PHP-FPM pool to ask to drop the restored file's cached code (tried first; the
+    /// reload command is the fallback when it fails).
+    pub php_fpm: Option<super::fpm::Fpm>,
     pub host: String,
     pub lang: Lang,
 }
@@ -172,7 +175,7 @@ impl Responder {
             let _ = d.sync_all();
         }
         // 3. PHP must serve the good code: an opcode cache may still hold the altered one.
-        let php = self.reload_php();
+        let php = self.reload_php(abs);
         out.push(
             Finding::new(
                 Kind::FileRestored,
@@ -196,14 +199,52 @@ impl Responder {
         Ok(out)
     }
 
-    /// Run the configured PHP reload; say what was done.
-    pub fn reload_php(&self) -> String {
+    /// Make PHP serve the good code of `abs`: ask PHP-FPM to drop its cached copy, or
+    /// run the reload command (also when the former fails); say what was done.
+    pub fn reload_php(&self, abs: &Path) -> String {
+        use super::fpm::Outcome;
         let lang = self.lang;
-        match &self.php_reload {
+        let mut said = Vec::new();
+        if let Some(fpm) = &self.php_fpm {
+            let addr = fpm.addr.to_string();
+            match fpm.invalidate(&[abs]) {
+                Ok(o) => {
+                    let msg = match o.first() {
+                        Some(Outcome::Invalidated) => tr!(
+                            lang,
+                            "PHP-FPM ({addr}) dropped its cached code of the file (opcache_invalidate)",
+                            "PHP-FPM ({addr}) のキャッシュからこのファイルのコードを破棄しました (opcache_invalidate)"
+                        ),
+                        Some(Outcome::NoOpcache) => tr!(
+                            lang,
+                            "PHP-FPM ({addr}) has no OPcache: it reads the restored file",
+                            "PHP-FPM ({addr}) に OPcache はありません。復元したファイルが読まれます"
+                        ),
+                        _ => tr!(
+                            lang,
+                            "PHP-FPM ({addr}) held no cached code of the file",
+                            "PHP-FPM ({addr}) にこのファイルのキャッシュはありませんでした"
+                        ),
+                    };
+                    return msg;
+                }
+                Err(e) => said.push(tr!(
+                    lang,
+                    "asking PHP-FPM to drop its cache failed: {e}",
+                    "PHP-FPM へのキャッシュ破棄の依頼が失敗しました: {e}"
+                )),
+            }
+        }
+        let reload = match &self.php_reload {
+            None if self.php_fpm.is_some() => tr!(
+                lang,
+                "no reload command to fall back on: reload PHP-FPM by hand",
+                "代わりの再読み込みコマンドがありません。手動で PHP-FPM を再読み込みしてください"
+            ),
             None => tr!(
                 lang,
-                "no PHP reload configured (set response.php_reload if PHP-FPM's opcache is on)",
-                "PHP の再読み込みは未設定です (PHP-FPM の opcache が有効なら response.php_reload を設定してください)"
+                "no PHP cache handling configured (set response.php_fpm or response.php_reload if PHP-FPM's opcache is on)",
+                "PHP のキャッシュ対策は未設定です (PHP-FPM の opcache が有効なら response.php_fpm か response.php_reload を設定してください)"
             ),
             Some(cmd) if cmd.is_empty() => String::new(),
             Some(cmd) => {
@@ -226,7 +267,10 @@ impl Responder {
                     ),
                 }
             }
-        }
+        };
+        said.push(reload);
+        said.retain(|s| !s.is_empty());
+        said.join("; ")
     }
 }
 
@@ -248,6 +292,7 @@ mod tests {
         let r = Responder {
             quarantine: d.path().join("q"),
             php_reload: None,
+            php_fpm: None,
             host: "h".into(),
             lang: Lang::En,
         };

@@ -120,10 +120,7 @@ impl Daemon<'_> {
                 Ok(fs) => {
                     self.engine.forget(d.root, &d.abs);
                     // The altered content now lives in its quarantined copy.
-                    if let Some(q) = fs
-                        .iter()
-                        .find_map(|f| f.evidence["quarantine"].as_str())
-                    {
+                    if let Some(q) = fs.iter().find_map(|f| f.evidence["quarantine"].as_str()) {
                         self.scan_into(&mut batch, &d, Path::new(q));
                     }
                     batch.extend(fs);
@@ -399,6 +396,8 @@ struct LiveEgress {
     last_poll: Instant,
     last_save: Instant,
     dirty: bool,
+    /// When a read error was last said (a socket that keeps failing is said once a minute).
+    warned_at: Option<Instant>,
 }
 
 impl LiveEgress {
@@ -490,6 +489,7 @@ fn start_egress(d: &Daemon<'_>, cfg: mamori_exit::ExitConfig) -> Result<Option<L
             .unwrap_or_else(Instant::now),
         last_save: Instant::now(),
         dirty: false,
+        warned_at: None,
     }))
 }
 
@@ -502,7 +502,12 @@ impl Daemon<'_> {
         let events = match polled {
             Ok(c) => c,
             Err(err) => {
-                self.ctx.warn(&err.to_string());
+                if e.warned_at
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                {
+                    e.warned_at = Some(Instant::now());
+                    self.ctx.warn(&err.to_string());
+                }
                 return;
             }
         };
@@ -713,9 +718,24 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         }
     }
 
+    let php_fpm = match &loaded.config.response.php_fpm {
+        None => None,
+        Some(a) => Some(mamori_internal::watch::fpm::Fpm {
+            addr: mamori_internal::watch::fpm::FpmAddr::parse(a)
+                .map_err(|e| super::UserError(format!("{}: {e}", loaded.path.display())))?,
+            script_dir: loaded
+                .config
+                .response
+                .php_fpm_script_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/run/mamori-fpm")),
+            timeout: Duration::from_secs(3),
+        }),
+    };
     let responder = (critical_response == Response::Restore).then(|| respond::Responder {
         quarantine: loaded.quarantine_dir(),
         php_reload: loaded.config.response.php_reload.clone(),
+        php_fpm,
         host: host.clone(),
         lang,
     });
