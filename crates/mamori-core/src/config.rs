@@ -78,12 +78,17 @@ pub struct WatchConfig {
     /// A safety sweep against the baseline every this many seconds (and the interval of
     /// polling mode).
     pub sweep_interval: u64,
+    /// How much to raise the daemon's scheduling priority (nice -N) when it may (root),
+    /// as auditd's `priority_boost` does: on a busy shop server the restore of altered
+    /// payment code must not wait behind PHP workers. 0 leaves the priority alone.
+    pub priority_boost: u8,
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
             sweep_interval: 600,
+            priority_boost: 4,
         }
     }
 }
@@ -253,6 +258,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
                 msg: "empty; give the shop's directory, e.g. path = \"/var/www/shop\"".into(),
             });
         }
+    }
+    if cfg.watch.priority_boost > 19 {
+        return Err(Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            line: line_of_key(text, "priority_boost"),
+            key: "watch.priority_boost".into(),
+            msg: "must be 0 to 19 (the nice levels a process can be raised by; 4 is auditd's default)".into(),
+        });
     }
     if let Some(h) = &cfg.host
         && (h.is_empty() || h.chars().any(|c| c.is_control()))

@@ -9,7 +9,13 @@ fn have(cmd: &str) -> bool {
     Command::new(cmd).arg("--version").output().is_ok()
 }
 
+/// The replays measure how fast watch answers a tamper (cards skimmed at 20 checkouts a
+/// second): they run one at a time, not against each other's PHP server, Python driver
+/// and daemon on the same two cores. The other tests of this file still run beside them.
+static REPLAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn replay(dir: &std::path::Path, response: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let _one_at_a_time = REPLAY.lock().unwrap_or_else(|e| e.into_inner());
     let kit = shopsim().expect("kit");
     let bin = assert_cmd::cargo::cargo_bin("mamori");
     let cfg = dir.join("m.toml");

@@ -88,56 +88,14 @@ impl Responder {
             .ok_or_else(|| RespondError::NoCopy(rel.to_string()))?;
         let lang = self.lang;
         let mut out = Vec::new();
-        // 1. Keep the altered file as evidence (private directory, 0600).
-        mamori_core::store::create_private_dir(&self.quarantine).map_err(|e| RespondError::Io {
-            path: self.quarantine.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let _ = std::fs::set_permissions(&self.quarantine, std::fs::Permissions::from_mode(0o700));
-        let qpath = self.quarantine.join(quarantine_name(rel));
-        // Streamed, so an attacker's huge replacement file costs no memory.
-        let altered = match std::fs::File::open(abs) {
-            Ok(mut src) => {
-                let q = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&qpath)
-                    .map_err(io(&qpath))?;
-                let mut tee = HashingWriter {
-                    inner: q,
-                    hasher: blake3::Hasher::new(),
-                };
-                let size = std::io::copy(&mut src, &mut tee).map_err(io(&qpath))?;
-                Some((size, *tee.hasher.finalize().as_bytes()))
-            }
-            Err(_) => None,
-        };
-        if let Some((size, hash)) = &altered {
-            let bh = crate::hash::hex(hash);
-            let q_s = qpath.display().to_string();
-            out.push(
-                Finding::new(
-                    Kind::FileQuarantined,
-                    Severity::Medium,
-                    chrono::Utc::now(),
-                    &self.host,
-                    tr!(
-                        lang,
-                        "the altered {rel} was kept for investigation in {q_s}",
-                        "改ざんされた {rel} を調査用に {q_s} へ保全しました"
-                    ),
-                )
-                .with_path(rel)
-                .with_checklist(&["20-1.1"])
-                .with_evidence(json!({ "quarantine": q_s, "blake3": bh, "size": size })),
-            );
-        }
+        // 1. Hold the altered file open: after the rename below its inode stays readable
+        //    through this descriptor, so the evidence is kept without delaying the restore.
+        let altered_fd = std::fs::File::open(abs).ok();
         // 2. Put the known-good copy back: temp file in the same directory, same owner
         //    and mode, rename over (atomic for every reader), then fsync. The rename comes
-        //    first because every millisecond the altered code is live a card may be
-        //    copied; a crash before the fsync leaves at worst an empty payment module
-        //    (the checkout fails closed), never the altered one.
+        //    before anything else because every millisecond the altered code is live a
+        //    card may be copied; a crash before the fsync leaves at worst an empty payment
+        //    module (the checkout fails closed), never the altered one.
         let dir = abs.parent().unwrap_or(Path::new("/"));
         let tmp = dir.join(format!(
             ".{}.mamori-restore-{}",
@@ -146,7 +104,7 @@ impl Responder {
                 .unwrap_or_default(),
             std::process::id()
         ));
-        {
+        let t = {
             let mut t = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -169,12 +127,59 @@ impl Responder {
                     source: e,
                 });
             }
-            let _ = t.sync_all();
+            t
+        };
+        // 3. Keep the altered file as evidence (private directory, 0600), streamed from
+        //    the descriptor held above, so an attacker's huge file costs no memory.
+        mamori_core::store::create_private_dir(&self.quarantine).map_err(|e| RespondError::Io {
+            path: self.quarantine.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let _ = std::fs::set_permissions(&self.quarantine, std::fs::Permissions::from_mode(0o700));
+        let qpath = self.quarantine.join(quarantine_name(rel));
+        let altered = match altered_fd {
+            Some(mut src) => {
+                let q = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&qpath)
+                    .map_err(io(&qpath))?;
+                let mut tee = HashingWriter {
+                    inner: q,
+                    hasher: blake3::Hasher::new(),
+                };
+                let size = std::io::copy(&mut src, &mut tee).map_err(io(&qpath))?;
+                Some((size, *tee.hasher.finalize().as_bytes()))
+            }
+            None => None,
+        };
+        if let Some((size, hash)) = &altered {
+            let bh = crate::hash::hex(hash);
+            let q_s = qpath.display().to_string();
+            out.push(
+                Finding::new(
+                    Kind::FileQuarantined,
+                    Severity::Medium,
+                    chrono::Utc::now(),
+                    &self.host,
+                    tr!(
+                        lang,
+                        "the altered {rel} was kept for investigation in {q_s}",
+                        "改ざんされた {rel} を調査用に {q_s} へ保全しました"
+                    ),
+                )
+                .with_path(rel)
+                .with_checklist(&["20-1.1"])
+                .with_evidence(json!({ "quarantine": q_s, "blake3": bh, "size": size })),
+            );
         }
+        // Durability after the fact: the good copy and its directory entry.
+        let _ = t.sync_all();
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        // 3. PHP must serve the good code: an opcode cache may still hold the altered one.
+        // 4. PHP must serve the good code: an opcode cache may still hold the altered one.
         let php = self.reload_php(abs);
         out.push(
             Finding::new(

@@ -569,6 +569,45 @@ fn sd_notify_ready() {
     }
 }
 
+/// Raise the daemon's scheduling priority by `boost` nice levels (auditd's
+/// `priority_boost`), before any thread starts so every thread has it. Needs root
+/// (CAP_SYS_NICE); without it the priority stays as it is, with a note.
+fn boost_priority(ctx: &Ctx, boost: u8) {
+    use nix::libc;
+    if boost == 0 {
+        return;
+    }
+    let lang = ctx.lang;
+    // SAFETY: plain syscalls on this process; getpriority's -1 is ambiguous, so errno is
+    // cleared first and read after.
+    let now = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    };
+    if std::io::Error::last_os_error().raw_os_error().unwrap_or(0) != 0 {
+        return;
+    }
+    let want = (now - i32::from(boost)).max(-20);
+    if want >= now {
+        return;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, want) } == 0 {
+        ctx.note(&tr!(
+            lang,
+            "scheduling priority raised to nice {want} ([watch] priority_boost)",
+            "スケジューリング優先度を nice {want} に上げました ([watch] priority_boost)"
+        ));
+    } else {
+        let e = std::io::Error::last_os_error();
+        ctx.note(&tr!(
+            lang,
+            "scheduling priority left at nice {now} ({e}; raising it needs root)",
+            "スケジューリング優先度は nice {now} のままです ({e}。上げるには root が必要です)"
+        ));
+    }
+}
+
 pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     let lang = ctx.lang;
     let loaded = ctx.config()?;
@@ -696,6 +735,8 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         ),
     };
     ctx.note(&msg);
+    // Before the deny and page threads start, so they inherit it.
+    boost_priority(ctx, loaded.config.watch.priority_boost);
 
     let (deny_tx, deny_rx) = crossbeam_channel::bounded::<deny::Denied>(1024);
     if critical_response == Response::Deny {
