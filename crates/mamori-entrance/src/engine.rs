@@ -1,8 +1,9 @@
 //! Behaviour over time, replayed by event time (log timestamps, never the wall clock).
 //!
 //! Per address the engine keeps a small record (first/last seen, asset loads, login and
-//! payment outcomes, signature families, probe bursts) for `memory_days`; per wide prefix
-//! (IPv4 /16, IPv6 /32) it counts campaign members and benign-looking browsers. Login
+//! payment outcomes, signature families, probe bursts) for `memory_days`; per prefix
+//! (IPv4 /24 and /16, IPv6 /64, /48 and /32) it counts campaign members and
+//! benign-looking browsers, so a campaign spread over one network is grouped. Login
 //! failures are judged 15 minutes later (a success in between means a typo, not an
 //! attack). Aggregate episodes (credential stuffing, password spraying, card testing, the
 //! slow campaign) are findings whose `ips` list grows as members are confirmed.
@@ -119,6 +120,9 @@ impl IpState {
 struct PrefixState {
     members: u32,
     browsers: u32,
+    /// Event time of the last member or browser counted (prefixes without members are
+    /// forgotten after `memory_days`, like addresses).
+    last: i64,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -179,7 +183,7 @@ pub(crate) struct Engine {
     lang: Lang,
     cls: Classifier,
     ips: Map<IpAddr, IpState>,
-    prefixes: Map<u64, PrefixState>,
+    prefixes: Map<PrefixKey, PrefixState>,
     known_paths: Set<u64>,
     probe_pop: Map<u64, u16>,
     pay: Map<(IpAddr, u32), (i64, u32, u32)>,
@@ -218,22 +222,76 @@ fn rfc(t: i64) -> String {
     ts(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn wide_prefix(ip: IpAddr) -> (u64, String) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            (
-                (4u64 << 32) | (u64::from(o[0]) << 8) | u64::from(o[1]),
-                format!("{}.{}.0.0/16", o[0], o[1]),
-            )
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            (
-                (6u64 << 32) | (u64::from(s[0]) << 16) | u64::from(s[1]),
-                format!("{:x}:{:x}::/32", s[0], s[1]),
-            )
-        }
+/// A network prefix the campaign memory counts by: (level, the prefix's bits
+/// right-aligned). Levels are [`LEVELS`] indices.
+pub(crate) type PrefixKey = (u8, u64);
+
+/// One prefix level: IPv6?, prefix length, and the campaign members a prefix of this
+/// level must hold before a weak-signal address inside it joins (narrower = fewer: one
+/// IPv6 /64 is one subscriber, one IPv4 /24 usually one hosting customer or office).
+struct Level {
+    v6: bool,
+    len: u8,
+    min_members: u32,
+    why: &'static str,
+}
+
+const LEVELS: [Level; 5] = [
+    Level {
+        v6: false,
+        len: 24,
+        min_members: 2,
+        why: "prefix_of_members_v4_24",
+    },
+    Level {
+        v6: false,
+        len: 16,
+        min_members: 3,
+        why: "prefix_of_members_v4_16",
+    },
+    Level {
+        v6: true,
+        len: 64,
+        min_members: 1,
+        why: "prefix_of_members_v6_64",
+    },
+    Level {
+        v6: true,
+        len: 48,
+        min_members: 2,
+        why: "prefix_of_members_v6_48",
+    },
+    Level {
+        v6: true,
+        len: 32,
+        min_members: 3,
+        why: "prefix_of_members_v6_32",
+    },
+];
+
+/// The prefixes of `ip` the campaign memory counts by, narrowest first.
+fn prefix_keys(ip: IpAddr) -> impl Iterator<Item = PrefixKey> {
+    LEVELS.iter().enumerate().filter_map(move |(i, l)| {
+        let bits = match ip {
+            IpAddr::V4(a) if !l.v6 => u64::from(u32::from(a) >> (32 - l.len)),
+            IpAddr::V6(a) if l.v6 => (u128::from(a) >> (128 - l.len)) as u64,
+            _ => return None,
+        };
+        Some((i as u8, bits))
+    })
+}
+
+/// A prefix key written as a network (`198.51.100.0/24`, `2001:db8:1::/48`).
+fn prefix_name(k: PrefixKey) -> String {
+    let Some(l) = LEVELS.get(usize::from(k.0)) else {
+        return String::new();
+    };
+    if l.v6 {
+        let a = std::net::Ipv6Addr::from(u128::from(k.1) << (128 - l.len));
+        format!("{a}/{}", l.len)
+    } else {
+        let a = std::net::Ipv4Addr::from((k.1 as u32) << (32 - l.len));
+        format!("{a}/{}", l.len)
     }
 }
 
@@ -414,8 +472,11 @@ impl Engine {
         // Static assets: the mark of a real browser.
         if is_static(path) && get && ok {
             if st.assets == 0 && !st.tool_ua {
-                let (pk, _) = wide_prefix(ip);
-                self.prefixes.entry(pk).or_default().browsers += 1;
+                for pk in prefix_keys(ip) {
+                    let p = self.prefixes.entry(pk).or_default();
+                    p.browsers += 1;
+                    p.last = p.last.max(t);
+                }
             }
             let st = self.ips.get_mut(&ip).map(|s| {
                 s.assets = s.assets.saturating_add(1);
@@ -969,12 +1030,14 @@ impl Engine {
             return;
         }
         if st.weak {
-            let (pk, _) = wide_prefix(ip);
-            if let Some(p) = self.prefixes.get(&pk)
-                && p.members >= 3
-                && p.members * 2 >= p.browsers
-            {
-                self.join_campaign(ip, t, "prefix_of_members");
+            // Narrowest prefix first: the reason names the level that grouped it.
+            let why = prefix_keys(ip).find_map(|pk| {
+                let p = self.prefixes.get(&pk)?;
+                let l = &LEVELS[usize::from(pk.0)];
+                (p.members >= l.min_members && p.members * 2 >= p.browsers).then_some(l.why)
+            });
+            if let Some(why) = why {
+                self.join_campaign(ip, t, why);
             }
         }
     }
@@ -991,8 +1054,16 @@ impl Engine {
         }
         st.member = true;
         let techs = st.techniques;
-        let (pk, _) = wide_prefix(ip);
-        self.prefixes.entry(pk).or_default().members += 1;
+        // Prefixes whose membership reaches their level's threshold with this address.
+        let mut reached: Vec<PrefixKey> = Vec::new();
+        for pk in prefix_keys(ip) {
+            let p = self.prefixes.entry(pk).or_default();
+            p.members += 1;
+            p.last = p.last.max(t);
+            if p.members == LEVELS[usize::from(pk.0)].min_members {
+                reached.push(pk);
+            }
+        }
         self.campaign_techs |= techs;
         let window = i64::from(self.cfg.campaign_window_days) * 86_400;
         self.campaign_recent.push_back((t, ip));
@@ -1018,14 +1089,15 @@ impl Engine {
                 }
             }
         }
-        // Wake up earlier weak addresses of the same prefix.
-        if let Some(p) = self.prefixes.get(&pk)
-            && p.members == 3
-        {
+        // Wake up earlier weak addresses of a prefix that just became a group (one
+        // pass over the tracked addresses, at most once per prefix and level).
+        if !reached.is_empty() {
             let cands: Vec<IpAddr> = self
                 .ips
                 .iter()
-                .filter(|(a, s)| s.weak && !s.member && wide_prefix(**a).0 == pk)
+                .filter(|(a, s)| {
+                    s.weak && !s.member && prefix_keys(**a).any(|k| reached.contains(&k))
+                })
                 .map(|(a, _)| *a)
                 .collect();
             for c in cands {
@@ -1180,8 +1252,9 @@ impl Engine {
                 *ep.techniques.entry(n).or_insert(0) += 1;
             }
         }
-        let (_, p) = wide_prefix(ip);
-        *ep.prefixes.entry(p).or_insert(0) += 1;
+        for pk in prefix_keys(ip) {
+            *ep.prefixes.entry(prefix_name(pk)).or_insert(0) += 1;
+        }
         let kind = ep.kind;
         if kind == EpKind::Campaign {
             self.block(ip, t, self.cfg.block_hours_campaign, "campaign");
@@ -1199,7 +1272,21 @@ impl Engine {
             .take(10)
             .map(|(p, n)| json!({"prefix": p, "ips": n}))
             .collect();
-        let grouped_prefixes = prefs.iter().filter(|(_, n)| **n >= 3).count();
+        // Per level: prefixes holding enough members to group weak-signal addresses.
+        let grouped: Vec<serde_json::Value> = LEVELS
+            .iter()
+            .map(|l| {
+                let tail = format!("/{}", l.len);
+                let n = prefs
+                    .iter()
+                    .filter(|(p, n)| {
+                        p.ends_with(&tail) && p.contains(':') == l.v6 && **n >= l.min_members
+                    })
+                    .count();
+                json!({"level": format!("IPv{}{tail}", if l.v6 { 6 } else { 4 }),
+                    "min_members": l.min_members, "prefixes": n})
+            })
+            .collect();
         let ips: Vec<String> = ep.members.iter().map(|i| i.to_string()).collect();
         let n = ips.len();
         let (mut firsts, mut lasts, mut no_assets, mut reqs) = (i64::MAX, i64::MIN, 0usize, 0u64);
@@ -1218,7 +1305,16 @@ impl Engine {
             .iter()
             .map(|r| match r.as_ref() {
                 "targeted_probe" => "each address sent shop-specific probes (signatures, failed admin logins, unknown admin paths) at a low rate, never in a burst".to_string(),
-                "prefix_of_members" => "addresses with weak signals inside network prefixes already holding ≥ 3 members".to_string(),
+                r if r.starts_with("prefix_of_members") => LEVELS
+                    .iter()
+                    .find(|l| l.why == r)
+                    .map(|l| format!(
+                        "addresses with only weak signals inside an IPv{} /{} already holding ≥ {} member(s)",
+                        if l.v6 { 6 } else { 4 },
+                        l.len,
+                        l.min_members
+                    ))
+                    .unwrap_or_else(|| r.to_string()),
                 "webshell" => "requests to a web shell".to_string(),
                 other => other.to_string(),
             })
@@ -1237,7 +1333,7 @@ impl Engine {
             "last_seen": if lasts == i64::MIN { rfc(start) } else { rfc(lasts) },
             "detected_at_event_time": rfc(start),
             "top_prefixes": top,
-            "prefixes_with_3_or_more": grouped_prefixes,
+            "prefixes_grouped": grouped,
             "members_without_assets": no_assets,
             "requests_per_member": if n > 0 { reqs as f64 / n as f64 } else { 0.0 },
             "why_grouped": why,
@@ -1460,6 +1556,20 @@ impl Engine {
             }
             self.stats.evicted_ips += (before - self.ips.len()) as u64;
         }
+        // Prefixes: those holding campaign members are the campaign's memory and stay;
+        // the others are forgotten like idle addresses, and capped at as many entries as
+        // tracked addresses (each address adds at most three prefixes).
+        if self.prefixes.len() > max || now % (24 * 3600) < 3600 {
+            let mut horizon = keep;
+            loop {
+                self.prefixes
+                    .retain(|_, p| p.members > 0 || now - p.last <= horizon);
+                if self.prefixes.len() <= max || horizon <= 3600 {
+                    break;
+                }
+                horizon /= 2;
+            }
+        }
     }
 
     /// The engine's event time (Unix seconds; `i64::MIN` before anything happened).
@@ -1542,6 +1652,132 @@ mod tests {
         ];
         let f = run(&v, &EntranceConfig::default());
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    /// Two addresses send shop-specific probes (each a distinct SQL injection), then
+    /// `weak` addresses send one unknown-path 404 each, half an hour apart (one before
+    /// the second member joins), and `outsider` does the same. Returns the campaign
+    /// finding's members and reasons, and whether `outsider` was flagged at all.
+    fn grouped(targeted: [&str; 2], weak: &[&str], outsider: &str) -> (Vec<String>, String, bool) {
+        let t0 = 1_700_000_000;
+        let sqli = |ip: &str, t: i64, name: &str| {
+            line(
+                ip,
+                t,
+                "GET",
+                &format!("/api{name}?id=1%27%20UNION%20SELECT%20NULL,version()--"),
+                200,
+                UA,
+            )
+        };
+        let mut v = vec![sqli(targeted[0], t0, "alpha")];
+        v.push(line(weak[0], t0 + 1800, "GET", "/zzfirst", 404, UA));
+        v.push(sqli(targeted[1], t0 + 3600, "bravo"));
+        v.push(line(outsider, t0 + 5000, "GET", "/zzoutside", 404, UA));
+        for (i, ip) in weak.iter().enumerate().skip(1) {
+            let t = t0 + 7200 + i as i64 * 1800;
+            v.push(line(
+                ip,
+                t,
+                "GET",
+                &format!("/zzw{}", "x".repeat(i)),
+                404,
+                UA,
+            ));
+        }
+        v.push(line("192.0.2.200", t0 + 30_000, "GET", "/", 200, UA));
+        let f = run(&v, &EntranceConfig::default());
+        let camp = f
+            .iter()
+            .find(|f| f.kind == Kind::AttackCampaign && f.evidence.get("members").is_some())
+            .unwrap_or_else(|| panic!("no campaign: {f:#?}"));
+        let mut ips = camp.ips.clone().unwrap_or_default();
+        ips.sort();
+        let why = camp.evidence["why_grouped"].to_string();
+        let flagged = f.iter().any(|f| {
+            f.ip.as_deref() == Some(outsider)
+                || f.ips
+                    .as_ref()
+                    .is_some_and(|v| v.iter().any(|i| i == outsider))
+        });
+        (ips, why, flagged)
+    }
+
+    fn sorted(v: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn campaign_spread_over_one_ipv4_24_is_grouped() {
+        // Two members in 198.51.100.0/24 group the weak-signal addresses of that /24;
+        // the /16 alone (2 members, threshold 3) would not.
+        let targeted = ["198.51.100.7", "198.51.100.200"];
+        let weak = [
+            "198.51.100.31",
+            "198.51.100.32",
+            "198.51.100.33",
+            "198.51.100.34",
+        ];
+        let (ips, why, outsider) = grouped(targeted, &weak, "192.0.2.50");
+        let mut all: Vec<&str> = targeted.to_vec();
+        all.extend(weak);
+        assert_eq!(ips, sorted(&all));
+        assert!(why.contains("IPv4 /24 already holding ≥ 2"), "{why}");
+        assert!(
+            !outsider,
+            "a weak address outside the campaign's prefixes stays out"
+        );
+    }
+
+    #[test]
+    fn campaign_spread_over_one_ipv6_48_with_different_64s_is_grouped() {
+        // Members in two /64s of 2001:db8:1::/48; the weak addresses are each in a /64
+        // of their own, grouped by the /48.
+        let targeted = ["2001:db8:1:a::10", "2001:db8:1:b::10"];
+        let weak = [
+            "2001:db8:1:c::1",
+            "2001:db8:1:d::1",
+            "2001:db8:1:e::1",
+            "2001:db8:1:f::1",
+        ];
+        let (ips, why, outsider) = grouped(targeted, &weak, "3fff:0:1::1");
+        let mut all: Vec<&str> = targeted.to_vec();
+        all.extend(weak);
+        assert_eq!(ips, sorted(&all));
+        assert!(why.contains("IPv6 /48 already holding ≥ 2"), "{why}");
+        assert!(!outsider);
+    }
+
+    #[test]
+    fn another_address_in_a_members_ipv6_64_is_grouped() {
+        // One member is enough inside its own /64 (one subscriber rotating addresses);
+        // the /48 (1 member of 2) and the /32 would not group these.
+        let targeted = ["2001:db8:5:1::10", "2001:db8:77:1::10"];
+        let weak = [
+            "2001:db8:5:1::99",
+            "2001:db8:5:1:a::1",
+            "2001:db8:77:1::98",
+            "2001:db8:77:1:b::2",
+        ];
+        let (ips, why, _) = grouped(targeted, &weak, "3fff:0:1::1");
+        let mut all: Vec<&str> = targeted.to_vec();
+        all.extend(weak);
+        assert_eq!(ips, sorted(&all));
+        assert!(why.contains("IPv6 /64 already holding ≥ 1"), "{why}");
+    }
+
+    #[test]
+    fn prefix_keys_and_names() {
+        let k: Vec<String> = prefix_keys("198.51.100.7".parse().unwrap())
+            .map(prefix_name)
+            .collect();
+        assert_eq!(k, ["198.51.100.0/24", "198.51.0.0/16"]);
+        let k: Vec<String> = prefix_keys("2001:db8:1:a:1:2:3:4".parse().unwrap())
+            .map(prefix_name)
+            .collect();
+        assert_eq!(k, ["2001:db8:1:a::/64", "2001:db8:1::/48", "2001:db8::/32"]);
     }
 
     #[test]

@@ -433,8 +433,9 @@ pub struct FollowStats {
 const STATE_MAGIC: &[u8; 4] = b"MMES";
 
 /// The format version of [`Follower::save_state`]; a state of another version is not
-/// read (the detectors start fresh).
-pub const STATE_VERSION: u16 = 1;
+/// read (the detectors start fresh, with a warning naming both versions).
+/// 2: campaign memory per IPv4 /24 and /16, IPv6 /64, /48 and /32 (1 had /16 and /32).
+pub const STATE_VERSION: u16 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct StateWire {
@@ -1112,6 +1113,18 @@ mod tests {
             FollowState::decode(&v2),
             Err(StateError::Version { found: 99 })
         ));
+        // A state saved by version 1 (campaign prefixes /16 and /32 only) is refused
+        // with a message naming both versions; the detectors then start fresh.
+        let mut v1 = good.clone();
+        v1[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let e = FollowState::decode(&v1).unwrap_err();
+        assert_eq!(e, StateError::Version { found: 1 });
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "saved state format version 1 is not understood (this mamori reads {STATE_VERSION})"
+            )
+        );
         assert!(matches!(
             FollowState::decode(&good[..good.len() / 2]),
             Err(StateError::Decode(_))

@@ -2,14 +2,15 @@
 //! restart of `mamori watch` keeps weeks of per-address and per-prefix memory.
 //!
 //! A snapshot is pruned as it is taken (addresses idle past `memory_days` that are not
-//! campaign members, blocked or learned staff; payment windows older than an hour;
+//! campaign members, blocked or learned staff; prefixes without members idle as long;
+//! payment windows older than an hour;
 //! closed episodes older than `memory_days`), so its size follows the engine's own
 //! bounds (`max_tracked_ips`, 200,000 path shapes, 300,000 probe counters). Handed-out
 //! findings are not kept, except the one each episode updates.
 
 use super::{
-    Advice, Engine, EngineStats, EpKind, Episode, IpState, Map, Pending, PrefixState, Set,
-    technique_names,
+    Advice, Engine, EngineStats, EpKind, Episode, IpState, Map, Pending, PrefixKey, PrefixState,
+    Set, technique_names,
 };
 use crate::block;
 use ipnet::IpNet;
@@ -56,7 +57,8 @@ pub(crate) struct Snapshot {
     now: i64,
     last_sweep: i64,
     ips: Vec<(IpAddr, IpState)>,
-    prefixes: Vec<(u64, PrefixState)>,
+    /// Per prefix (level, bits): IPv4 /24 and /16, IPv6 /64, /48 and /32.
+    prefixes: Vec<(PrefixKey, PrefixState)>,
     /// Path-shape hashes (fixed 8 bytes: varints would make random hashes longer).
     known_paths: Vec<[u8; 8]>,
     probe_pop: Vec<([u8; 8], u16)>,
@@ -162,8 +164,12 @@ impl Engine {
         // Sorted, so the same memory always gives the same bytes.
         let mut ips = ips;
         ips.sort_by_key(|(ip, _)| *ip);
-        let mut prefixes: Vec<(u64, PrefixState)> =
-            self.prefixes.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let mut prefixes: Vec<(PrefixKey, PrefixState)> = self
+            .prefixes
+            .iter()
+            .filter(|(_, p)| p.members > 0 || now.saturating_sub(p.last) <= keep)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         prefixes.sort_by_key(|(k, _)| *k);
         let mut known_paths: Vec<u64> = self.known_paths.iter().copied().collect();
         known_paths.sort_unstable();
