@@ -1,6 +1,7 @@
 //! The nftables backend for real, inside two throw-away network namespaces joined by a
-//! veth pair (192.0.2.0/24, documentation range; nothing outside the namespaces is
-//! touched). Needs root, `ip` and `nft`; skips with one line otherwise (fails if `CI`).
+//! veth pair (192.0.2.0/24 and 2001:db8:1::/48, documentation ranges; nothing outside
+//! the namespaces is touched), IPv4 and IPv6. Needs root, `ip`, `nft` and python3;
+//! skips with one line otherwise (fails if `CI`).
 
 use mamori_entrance::{BlockBackend, BlockEntry};
 use std::process::{Command, Output};
@@ -46,11 +47,19 @@ impl Drop for Netns {
     }
 }
 
-/// TCP connect from `src` (in the client namespace) to the server's listener on
-/// 192.0.2.1:8080: true if it connects within a second.
+const SRV4: &str = "192.0.2.1";
+const SRV6: &str = "2001:db8:1::1";
+
+/// TCP connect from `src` (in the client namespace) to the server's listener on port
+/// 8080 of the same family: true if it connects within a second.
 fn connects(ns: &Netns, src: &str) -> bool {
+    let (fam, dst) = if src.contains(':') {
+        ("AF_INET6", SRV6)
+    } else {
+        ("AF_INET", SRV4)
+    };
     let code = format!(
-        "import socket,sys\ns=socket.socket()\ns.settimeout(1)\ns.bind(('{src}',0))\ntry:\n s.connect(('192.0.2.1',8080))\nexcept OSError:\n sys.exit(1)"
+        "import socket,sys\ns=socket.socket(socket.{fam})\ns.settimeout(1)\ns.bind(('{src}',0))\ntry:\n s.connect(('{dst}',8080))\nexcept OSError:\n sys.exit(1)"
     );
     sh(&["ip", "netns", "exec", &ns.cli, "python3", "-c", &code])
         .status
@@ -66,6 +75,9 @@ impl Drop for Listener {
         let _ = self.0.wait();
     }
 }
+
+/// Client IPv6 addresses: two in 2001:db8:1:1::/64 (the one blocked), one outside it.
+const V6_CLIENTS: [&str; 3] = ["2001:db8:1:1::2", "2001:db8:1:1::3", "2001:db8:1:2::2"];
 
 #[test]
 fn nft_blocks_in_a_namespace_and_expires() {
@@ -130,49 +142,107 @@ fn nft_blocks_in_a_namespace_and_expires() {
         "dev",
         vc,
     ]);
+    // IPv6: the server, two client addresses in one /64 (2001:db8:1:1::/64) and one in
+    // another /64 of the same /48; all on the link (/48), no duplicate detection wait.
+    ok(&[
+        "ip",
+        "-n",
+        &ns.srv,
+        "addr",
+        "add",
+        "2001:db8:1::1/48",
+        "dev",
+        vs,
+        "nodad",
+    ]);
+    for a in V6_CLIENTS {
+        ok(&[
+            "ip",
+            "-n",
+            &ns.cli,
+            "addr",
+            "add",
+            &format!("{a}/48"),
+            "dev",
+            vc,
+            "nodad",
+        ]);
+    }
     for (n, d) in [(&ns.srv, vs), (&ns.cli, vc)] {
         ok(&["ip", "-n", n, "link", "set", d, "up"]);
         ok(&["ip", "-n", n, "link", "set", "lo", "up"]);
     }
-    let code = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('192.0.2.1',8080))\ns.listen(64)\nwhile True:\n c,_=s.accept()\n c.close()";
-    let _listener = Listener(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.srv, "python3", "-c", code])
-            .spawn()
-            .expect("start listener"),
-    );
-    // Wait for the listener and the link (up to 10 s).
+    // One listener per family (each its own process, killed when the test ends).
+    let _listeners: Vec<Listener> = [("AF_INET", SRV4), ("AF_INET6", SRV6)]
+        .into_iter()
+        .map(|(fam, addr)| {
+            let code = format!(
+                "import socket\ns=socket.socket(socket.{fam})\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{addr}',8080))\ns.listen(64)\nwhile True:\n c,_=s.accept()\n c.close()"
+            );
+            Listener(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns.srv, "python3", "-c", &code])
+                    .spawn()
+                    .expect("start listener"),
+            )
+        })
+        .collect();
+    // Wait for the listeners and the link (up to 10 s).
     let mut up = false;
     for _ in 0..50 {
-        if connects(&ns, "192.0.2.2") {
+        if connects(&ns, "192.0.2.2") && connects(&ns, V6_CLIENTS[0]) {
             up = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(up, "baseline: .2 must reach the server");
     assert!(
-        connects(&ns, "192.0.2.3"),
-        "baseline: .3 must reach the server"
+        up,
+        "baseline: .2 and {} must reach the server",
+        V6_CLIENTS[0]
     );
+    for src in ["192.0.2.3", V6_CLIENTS[1], V6_CLIENTS[2]] {
+        assert!(connects(&ns, src), "baseline: {src} must reach the server");
+    }
 
     let backend = BlockBackend::Nftables {
         table: "mamori_test".into(),
         dry_run: false,
         command_prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.srv.clone()],
     };
-    let script = backend
-        .apply(&[BlockEntry {
-            net: "192.0.2.2/32".parse().unwrap(),
+    // The nets the engine blocks: IPv4 by address, IPv6 by its /64 (the default
+    // `block_ipv6_prefix`), made by the same function.
+    let v6_prefix = mamori_entrance::EntranceConfig::default().block_ipv6_prefix;
+    let entries: Vec<BlockEntry> = ["192.0.2.2", V6_CLIENTS[0]]
+        .into_iter()
+        .map(|a| BlockEntry {
+            net: mamori_entrance::block::block_net(a.parse().unwrap(), v6_prefix),
             timeout_secs: 4,
-        }])
-        .expect("apply nft block");
+        })
+        .collect();
+    let script = backend.apply(&entries).expect("apply nft block");
     assert!(script.contains("192.0.2.2/32 timeout 4s"), "{script}");
+    assert!(
+        script.contains("deny6 { 2001:db8:1:1::/64 timeout 4s }"),
+        "{script}"
+    );
     assert!(
         !connects(&ns, "192.0.2.2"),
         "blocked address must be dropped"
     );
     assert!(connects(&ns, "192.0.2.3"), "unblocked address must pass");
+    assert!(
+        !connects(&ns, V6_CLIENTS[0]),
+        "blocked IPv6 address must be dropped"
+    );
+    assert!(
+        !connects(&ns, V6_CLIENTS[1]),
+        "another address of the blocked /64 must be dropped"
+    );
+    assert!(
+        connects(&ns, V6_CLIENTS[2]),
+        "an IPv6 address outside the blocked /64 must pass"
+    );
     // Re-applying is idempotent (no duplicate rules).
     backend.apply(&[]).expect("re-apply");
     let rules = sh(&[
@@ -189,9 +259,11 @@ fn nft_blocks_in_a_namespace_and_expires() {
     ]);
     let text = String::from_utf8_lossy(&rules.stdout);
     assert_eq!(text.matches("drop").count(), 2, "{text}");
-    // Expiry removes it.
+    // Expiry removes them.
     std::thread::sleep(Duration::from_secs(5));
     assert!(connects(&ns, "192.0.2.2"), "block must expire");
+    assert!(connects(&ns, V6_CLIENTS[0]), "IPv6 block must expire");
+    assert!(connects(&ns, V6_CLIENTS[1]), "the whole /64 is released");
     mamori_entrance::block::nft_remove_table(
         &["ip".into(), "netns".into(), "exec".into(), ns.srv.clone()],
         "mamori_test",
