@@ -47,6 +47,11 @@ pub struct PageConfig {
     /// Seconds during which identical violations (page, blocked URL, directive) make one
     /// finding.
     pub csp_dedupe_secs: u64,
+    /// Whether the shop's own pages take card numbers: `hosted` (default: card inputs on
+    /// the page are compared with the approved inventory) or `none` (a redirect or
+    /// token-iframe provider takes them: any card input on the shop's own page is a
+    /// critical finding, and `approve` refuses a page that has one).
+    pub card_fields: CardFields,
     /// A browser given on the command line (beats everything else; not a config key).
     #[serde(skip)]
     pub browser_flag: Option<PathBuf>,
@@ -69,6 +74,7 @@ impl Default for PageConfig {
             csp_max_body: 64 << 10,
             csp_rate_per_minute: 60,
             csp_dedupe_secs: 3600,
+            card_fields: CardFields::Hosted,
             browser_flag: None,
         }
     }
@@ -83,6 +89,17 @@ pub enum Mode {
     Browser,
     /// One HTTP GET per page and per script, no JavaScript.
     Http,
+}
+
+/// `[page] card_fields`: where customers type card numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CardFields {
+    /// The shop's page hosts card inputs (its own form or a provider's script in the page).
+    #[default]
+    Hosted,
+    /// Never on the shop's own page: the provider's hosted page or iframe takes them.
+    None,
 }
 
 impl Mode {
@@ -190,5 +207,13 @@ mod tests {
         let t: toml::Table = toml::from_str("timeout = 0").unwrap();
         let e = PageConfig::from_table(Some(t)).unwrap_err();
         assert!(e.localized(mamori_core::Lang::En).contains("timeout"));
+        assert_eq!(c.card_fields, CardFields::Hosted);
+        let t: toml::Table = toml::from_str("card_fields = \"none\"").unwrap();
+        let c = PageConfig::from_table(Some(t)).unwrap();
+        assert_eq!(c.card_fields, CardFields::None);
+        let t: toml::Table = toml::from_str("card_fields = \"nowhere\"").unwrap();
+        let e = PageConfig::from_table(Some(t)).unwrap_err();
+        let m = e.localized(mamori_core::Lang::En);
+        assert!(m.contains("hosted") && m.contains("none"), "{m}");
     }
 }

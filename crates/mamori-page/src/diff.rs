@@ -83,6 +83,47 @@ pub fn compare(approved: &Approved, now: &Inventory, lang: Lang, host: &str) -> 
     out
 }
 
+/// With `[page] card_fields = "none"`: one critical finding per form (or loose inputs)
+/// with card inputs on the shop's own page, approved or not.
+pub fn card_fields_findings(now: &Inventory, lang: Lang, host: &str) -> Vec<Finding> {
+    let url = now.url.as_str();
+    form_key(&now.forms)
+        .into_iter()
+        .filter(|(_, f)| !f.card_inputs.is_empty())
+        .map(|(id, f)| {
+            let list = f.card_inputs.join(", ");
+            finding(
+                Kind::PageFormChanged,
+                Severity::Critical,
+                host,
+                url,
+                tr!(
+                    lang,
+                    "card inputs on the shop's own payment page, where none should be (card_fields = \"none\"): {id} ({list}); a fake card form is the usual skimmer",
+                    "カード入力欄が無いはずのショップの決済ページにカード入力欄があります (card_fields = \"none\"): {id} ({list})。偽のカード入力フォームはスキミングの典型です"
+                ),
+                json!({"form": id, "change": "card_fields", "card_fields": "none",
+                       "card_inputs": f.card_inputs, "action": f.action, "loose": f.loose,
+                       "inputs": f.inputs}),
+            )
+        })
+        .collect()
+}
+
+/// A comparison finding about card inputs appearing (added to a form, or a new form with
+/// some): what [`card_fields_findings`] reports instead under `card_fields = "none"`.
+pub fn is_card_input_finding(f: &Finding) -> bool {
+    let ev = &f.evidence;
+    match ev.get("change").and_then(|c| c.as_str()) {
+        Some("card_inputs") => true,
+        Some("added") => ev
+            .get("card_inputs")
+            .and_then(|c| c.as_array())
+            .is_some_and(|c| !c.is_empty()),
+        _ => false,
+    }
+}
+
 fn scripts(
     before: &Inventory,
     now: &Inventory,

@@ -6,7 +6,7 @@
 //! in its `notes`.
 
 use crate::config::Mode;
-use crate::error::{PageError, Result};
+use crate::error::{PageError, Result, tls_error};
 use crate::html;
 use crate::model::{Frame, Inventory, Origin, SECURITY_HEADERS, Script, sha256_hex, sri_matches};
 use std::collections::BTreeMap;
@@ -37,14 +37,8 @@ fn map_err(url: &str, e: ureq::Error, timeout: Duration) -> PageError {
             url,
             secs: timeout.as_secs(),
         },
-        ureq::Error::Tls(m) => PageError::Tls {
-            url,
-            detail: m.to_string(),
-        },
-        ureq::Error::Rustls(e) => PageError::Tls {
-            url,
-            detail: e.to_string(),
-        },
+        ureq::Error::Tls(m) => tls_error(&url, m.to_string()),
+        ureq::Error::Rustls(e) => tls_error(&url, e.to_string()),
         ureq::Error::TlsRequired => PageError::Tls {
             url,
             detail: "TLS required".into(),
@@ -63,7 +57,7 @@ fn map_err(url: &str, e: ureq::Error, timeout: Duration) -> PageError {
             let low = m.to_ascii_lowercase();
             if low.contains("tls") || low.contains("certificate") || low.contains("corrupt message")
             {
-                PageError::Tls { url, detail: m }
+                tls_error(&url, m)
             } else if io.kind() == std::io::ErrorKind::TimedOut
                 || io.kind() == std::io::ErrorKind::WouldBlock
                 || low.contains("timeout")
@@ -81,7 +75,7 @@ fn map_err(url: &str, e: ureq::Error, timeout: Duration) -> PageError {
             let m = other.to_string();
             let low = m.to_ascii_lowercase();
             if low.contains("tls") || low.contains("certificate") || low.contains("handshake") {
-                PageError::Tls { url, detail: m }
+                tls_error(&url, m)
             } else {
                 PageError::Unreachable { url, detail: m }
             }

@@ -27,9 +27,9 @@ pub mod model;
 pub mod schedule;
 
 pub use advice::{CspAdvice, csp_advice};
-pub use config::{Mode, PageConfig};
+pub use config::{CardFields, Mode, PageConfig};
 pub use csp::{CspEndpoint, CspEndpointConfig, start_csp_endpoint};
-pub use error::{PageError, Result};
+pub use error::{CertProblem, PageError, Result};
 pub use inventory::{Approved, Stored};
 pub use model::{Form, Frame, Inventory, Origin, Script};
 pub use schedule::{PageEvent, ScheduledCheck, StorePaths, run_round, start_scheduled_checks};
@@ -122,6 +122,26 @@ impl Loader {
     }
 }
 
+/// With `[page] card_fields = "none"`: refuse an inventory with card inputs (approving it
+/// would make a skimmer's form part of what is expected).
+pub fn check_card_fields(cfg: &PageConfig, inv: &Inventory) -> Result<()> {
+    if cfg.card_fields != CardFields::None {
+        return Ok(());
+    }
+    let inputs: Vec<String> = inv
+        .forms
+        .iter()
+        .flat_map(|f| f.card_inputs.iter().cloned())
+        .collect();
+    if inputs.is_empty() {
+        return Ok(());
+    }
+    Err(PageError::CardFieldsNone {
+        url: inv.url.clone(),
+        inputs,
+    })
+}
+
 /// The result of checking one page.
 #[derive(Debug)]
 pub enum CheckOutcome {
@@ -166,7 +186,13 @@ pub fn check_url(
         Stored::Valid(a) => a,
     };
     let inv = loader.load(url)?;
-    let findings = diff::compare(&approved, &inv, lang, host);
+    let mut findings = diff::compare(&approved, &inv, lang, host);
+    if loader.cfg.card_fields == CardFields::None {
+        // Every card input now on the page is reported by the policy, once, as critical:
+        // drop the comparison's findings about the same inputs.
+        findings.retain(|f| !diff::is_card_input_finding(f));
+        findings.extend(diff::card_fields_findings(&inv, lang, host));
+    }
     Ok(CheckOutcome::Checked {
         findings,
         inventory: Box::new(inv),

@@ -479,3 +479,235 @@ fn watch_checks_the_payment_page_and_reports_a_new_script() {
     drop(w);
     assert_no_browser_left(&tmp);
 }
+
+/// `openssl s_server` with a self-signed certificate on a free loopback port (killed
+/// when dropped).
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(dir: &Path) -> TlsServer {
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        // Valid for the address it is served on: the only problem is who signed it.
+        let st = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let port = closed_port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = TlsServer { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "s_server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        s
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/shopping/checkout", self.port)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real self-signed certificate, in the real browser and in plain-HTTP mode: one line
+/// that names the certificate problem and what to do, exit 2. Also when the approved
+/// http page starts redirecting to the bad certificate.
+#[test]
+fn self_signed_certificate_is_one_clear_error() {
+    if !have_chromium() {
+        return;
+    }
+    let openssl = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !need(
+        openssl,
+        "the openssl command is needed (apt-get install openssl)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsServer::start(dir.path());
+    let site = Server::start();
+    let url = site.checkout();
+    let tmp = setup(dir.path(), &url, "");
+    page(dir.path(), &tmp)
+        .args(["page", "approve", "--reason", "checkout as shipped"])
+        .assert()
+        .success();
+
+    let fails = |args: &[&str]| {
+        let out = page(dir.path(), &tmp).args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+        one_line(&out.stderr)
+    };
+    let browser_says = |l: &str| {
+        assert!(l.contains("TLS certificate is refused"), "{l}");
+        assert!(
+            l.contains("not issued by a trusted certificate authority"),
+            "{l}"
+        );
+        assert!(l.contains("ERR_CERT_AUTHORITY_INVALID"), "{l}");
+        assert!(
+            l.contains("fix the certificate") && l.contains("private CA"),
+            "{l}"
+        );
+    };
+    let l = fails(&["page", "approve", "--url", &tls.url()]);
+    browser_says(&l);
+    assert!(l.contains(&tls.url()), "{l}");
+    // The shop's http page now redirects to https with the bad certificate.
+    site.set(|s| s.redirect = Some(tls.url()));
+    let l = fails(&["page", "check"]);
+    browser_says(&l);
+    // Plain-HTTP mode (rustls) names it too.
+    let l = fails(&["page", "approve", "--no-browser", "--url", &tls.url()]);
+    assert!(l.contains("TLS certificate is refused"), "{l}");
+    assert!(
+        l.contains("not issued by a trusted certificate authority"),
+        "{l}"
+    );
+    // Japanese.
+    let out = page(dir.path(), &tmp)
+        .args(["--lang", "ja", "page", "approve", "--url", &tls.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("mamori: エラー"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("TLS 証明書が受け入れられません"), "{err}");
+    assert_no_browser_left(&tmp);
+}
+
+/// `[page] card_fields = "none"` (a redirect or token-iframe provider): any card input on
+/// the shop's own page is critical, approved or not, and `approve` refuses such a page.
+#[test]
+fn card_inputs_where_none_belong_are_critical() {
+    if !have_chromium() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start();
+    let url = site.checkout();
+    let tmp = setup(dir.path(), &url, "card_fields = \"none\"\n");
+
+    // The shop as it stands has a card form: not approved.
+    let out = page(dir.path(), &tmp)
+        .args(["page", "approve", "--reason", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let l = one_line(&out.stderr);
+    assert!(
+        l.contains("card_fields = \"none\"") && l.contains("card_number"),
+        "{l}"
+    );
+    assert!(l.contains("not approved"), "{l}");
+
+    // A redirect provider's checkout: no card inputs. Approved; a check is quiet.
+    site.set(|s| s.card_form = false);
+    page(dir.path(), &tmp)
+        .args(["page", "approve", "--reason", "checkout as shipped"])
+        .assert()
+        .success();
+    let check = || {
+        let out = page(dir.path(), &tmp)
+            .args(["--json", "page", "check"])
+            .output()
+            .unwrap();
+        (out.status.code(), findings(&out.stdout))
+    };
+    assert_eq!(check(), (Some(0), vec![]));
+
+    // A fake card form appears: one critical finding naming it, not two.
+    site.set(|s| s.fake_form = true);
+    let (code, f) = check();
+    assert_eq!(code, Some(1), "{f:?}");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["kind"], "page.form_changed");
+    assert_eq!(f[0]["severity"], "critical");
+    assert_eq!(f[0]["evidence"]["change"], "card_fields");
+    assert_eq!(f[0]["evidence"]["form"], "#verify");
+    assert!(
+        f[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("where none should be"),
+        "{f:?}"
+    );
+
+    // Card inputs slipped into the approved form (no new form): critical too, and a
+    // later check still reports them (nothing to approve away).
+    site.set(|s| {
+        s.fake_form = false;
+        s.card_form = true;
+    });
+    for _ in 0..2 {
+        let (code, f) = check();
+        assert_eq!(code, Some(1), "{f:?}");
+        let card: Vec<_> = f
+            .iter()
+            .filter(|f| f["evidence"]["change"] == "card_fields")
+            .collect();
+        assert_eq!(card.len(), 1, "{f:?}");
+        assert_eq!(card[0]["severity"], "critical");
+        assert_eq!(card[0]["evidence"]["form"], "#payment");
+        assert!(
+            !f.iter().any(|f| f["evidence"]["change"] == "card_inputs"),
+            "reported twice: {f:?}"
+        );
+    }
+    assert_no_browser_left(&tmp);
+}

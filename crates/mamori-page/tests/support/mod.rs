@@ -26,6 +26,11 @@ pub struct Site {
     pub late_body: String,
     /// Extra raw HTML appended to the body.
     pub extra_html: String,
+    /// The payment form has the card inputs (false: a redirect provider's shop, the form
+    /// only hands over to the provider's page).
+    pub card_form: bool,
+    /// Answer the checkout with `302 Location:` this URL instead.
+    pub redirect: Option<String>,
 }
 
 impl Site {
@@ -38,6 +43,8 @@ impl Site {
             fake_form: false,
             late_body: "window.tagLoaded = (window.tagLoaded || 0) + 1;".into(),
             extra_html: String::new(),
+            card_form: true,
+            redirect: None,
         }
     }
 }
@@ -146,6 +153,14 @@ fn checkout(site: &Site, port: u16) -> String {
     } else {
         ""
     };
+    let inputs = if site.card_form {
+        r#"<input name="card_name" autocomplete="cc-name">
+  <input name="card_number" id="card_number" autocomplete="cc-number">
+  <input name="card_exp" autocomplete="cc-exp">
+  <input name="card_cvv" autocomplete="cc-csc">"#
+    } else {
+        r#"<input type="hidden" name="provider" value="psp-hosted">"#
+    };
     format!(
         r#"<!doctype html>
 <html lang="ja"><head><meta charset="utf-8"><title>お支払い</title>
@@ -155,10 +170,7 @@ fn checkout(site: &Site, port: u16) -> String {
 </head><body>
 <h1>お支払い情報の入力</h1>
 <form id="payment" action="{action}" method="post">
-  <input name="card_name" autocomplete="cc-name">
-  <input name="card_number" id="card_number" autocomplete="cc-number">
-  <input name="card_exp" autocomplete="cc-exp">
-  <input name="card_cvv" autocomplete="cc-csc">
+  {inputs}
   <input type="hidden" name="product_id" value="12">
   <button type="submit">注文する</button>
 </form>
@@ -205,6 +217,12 @@ fn serve(mut c: TcpStream, site: &Mutex<Site>, stop: &AtomicBool, port: u16) {
     let (status, ctype, body, headers): (u16, &str, String, Vec<(String, String)>) = match path
         .as_str()
     {
+        "/shopping/checkout" if site.redirect.is_some() => (
+            302,
+            "text/plain",
+            String::new(),
+            vec![("Location".into(), site.redirect.clone().unwrap_or_default())],
+        ),
         "/shopping/checkout" => {
             let mut h = vec![
                 ("X-Frame-Options".to_string(), "SAMEORIGIN".to_string()),

@@ -252,6 +252,7 @@ fn approve(ctx: &Ctx, a: &ApproveArgs) -> Result<u8> {
     for url in &urls {
         ctx.note(&tr!(lang, "loading {url}", "読み込み中: {url}"));
         let inv = loader.load(url).map_err(|e| user(lang, e))?;
+        mamori_page::check_card_fields(&cfg, &inv).map_err(|e| user(lang, e))?;
         for n in &inv.notes {
             ctx.note(&format!("{url}: {n}"));
         }
