@@ -757,4 +757,91 @@ mod tests {
         assert!(parse_reports(b"[1,2").is_err());
         assert!(parse_reports(b"{\"x\":1}").is_err());
     }
+
+    /// What `fuzz/fuzz_targets/csp_report.rs` checks, for any body: no panic, at most one
+    /// finding per violation, no card number left in a sample, any policy parses.
+    fn body_holds(data: &[u8]) {
+        let Ok(violations) = parse_reports(data) else {
+            return;
+        };
+        for v in &violations {
+            if let Some(f) = violation_finding(v, 1, Lang::Ja, "h") {
+                let sample = f.evidence["sample"].as_str().unwrap_or_default();
+                assert_eq!(mamori_core::pan::mask_pans(sample), sample);
+            }
+            let p = Policy::parse(&v.original_policy);
+            let _ = p.weakenings(&Policy::parse("script-src 'self'"));
+        }
+    }
+
+    /// A Luhn-valid 16-digit number starting with `prefix` digits.
+    fn luhn16(prefix: &[u8]) -> String {
+        let mut d: Vec<u8> = prefix.iter().map(|x| x % 10).collect();
+        d.resize(15, 0);
+        let sum: u32 = d
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &x)| {
+                let x = x as u32;
+                if i % 2 == 0 {
+                    let y = x * 2;
+                    if y > 9 { y - 9 } else { y }
+                } else {
+                    x
+                }
+            })
+            .sum();
+        d.push(((10 - sum % 10) % 10) as u8);
+        d.iter().map(|x| char::from(b'0' + x)).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            body_holds(&data);
+        }
+
+        #[test]
+        fn any_report(
+            fields in proptest::collection::vec(".{0,40}", 8),
+            digits in proptest::collection::vec(0u8..10, 6),
+            sep in "[ -]?",
+            api in proptest::prelude::any::<bool>(),
+            line in proptest::prelude::any::<i64>(),
+        ) {
+            let pan = luhn16(&[4, digits[0], digits[1], digits[2], digits[3], digits[4]]);
+            let spaced: String = pan
+                .as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).to_string())
+                .collect::<Vec<_>>()
+                .join(&sep);
+            // Words around the number (mamori_core::pan::mask_pans reads a digit group
+            // right after it, e.g. an expiry "4111… 12", as part of the number and then
+            // masks nothing: reported to core, not worked around here).
+            let sample = format!("{} card {spaced} ok {}", fields[6], fields[7]);
+            let body = if api {
+                serde_json::json!([{"type": "csp-violation", "body": {
+                    "documentURL": fields[0], "blockedURL": fields[1],
+                    "effectiveDirective": fields[2], "disposition": fields[3],
+                    "originalPolicy": fields[4], "sourceFile": fields[5],
+                    "lineNumber": line, "sample": sample}}])
+            } else {
+                serde_json::json!({"csp-report": {
+                    "document-uri": fields[0], "blocked-uri": fields[1],
+                    "effective-directive": fields[2], "disposition": fields[3],
+                    "original-policy": fields[4], "source-file": fields[5],
+                    "line-number": line, "script-sample": sample}})
+            };
+            let data = serde_json::to_vec(&body).unwrap();
+            body_holds(&data);
+            let v = parse_reports(&data).unwrap();
+            proptest::prop_assert_eq!(v.len(), 1);
+            if let Some(f) = violation_finding(&v[0], 1, Lang::En, "h") {
+                let s = f.evidence["sample"].as_str().unwrap_or_default().to_string();
+                proptest::prop_assert!(!s.contains(&spaced), "{s}");
+            }
+        }
+    }
 }
