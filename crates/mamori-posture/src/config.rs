@@ -23,6 +23,9 @@ pub struct PostureConfig {
     pub shop_db: Vec<ShopDbConfig>,
     /// age recipients (`age1…`) that `seal` and `seal.watch` encrypt to.
     pub recipients: Vec<String>,
+    /// More advisories for `shop.version_advisories`, in the shipped snapshot's format
+    /// (docs/posture.md), added to it.
+    pub advisories_file: Option<PathBuf>,
     /// Where signed attestations are kept (default: `STATE/attestations.jsonl`).
     pub attestations_file: Option<PathBuf>,
     /// Check ids to skip (reported as N/A "skipped by config").
@@ -43,6 +46,7 @@ impl Default for PostureConfig {
             shop_roots: Vec::new(),
             shop_db: Vec::new(),
             recipients: Vec::new(),
+            advisories_file: None,
             attestations_file: None,
             skip: Vec::new(),
             timeout_secs: 5,

@@ -156,6 +156,11 @@ fn bad_server(root: &Path) -> PostureConfig {
         "<?php\n",
     );
     put(root, "/var/www/shop/var/cache/x.php", "<?php\n");
+    put(
+        root,
+        "/var/www/shop/src/Eccube/Common/Constant.php",
+        "<?php\nnamespace Eccube\\Common;\nclass Constant\n{\n    const VERSION = '4.1.1';\n}\n",
+    );
     chmod(
         root,
         "/var/www/shop/src/Eccube/Controller/ShoppingController.php",
@@ -256,6 +261,7 @@ fn bad_server_fails_where_it_should() {
         ("net.db_public", Status::Fail),
         ("shop.admin_allow_hosts", Status::Fail),
         ("shop.admin_2fa", Status::Fail),
+        ("shop.version_advisories", Status::Fail),
         ("web.staging_exposed", Status::Fail),
         ("php.code_writable", Status::Fail),
         ("net.egress_policy", Status::Warn),
@@ -342,7 +348,12 @@ fn bad_server_fails_where_it_should() {
     );
     // Scores per checklist item.
     let s13 = r.scores.iter().find(|s| s.item == "20-1.3").unwrap();
-    assert_eq!((s13.pass, s13.fail, s13.warn), (1, 3, 3));
+    assert_eq!((s13.pass, s13.fail, s13.warn), (1, 4, 3));
+    let adv = &r.get("shop.version_advisories").unwrap().seen;
+    assert!(
+        adv.contains("eccube 4.1.1 CVE-2022-25355 (fixed in 4.1.2)"),
+        "{adv}"
+    );
     let s18 = r.scores.iter().find(|s| s.item == "20-1.8").unwrap();
     assert_eq!((s18.fail, s18.score), (2, Some(0)));
     let s14 = r.scores.iter().find(|s| s.item == "20-1.4").unwrap();
@@ -446,6 +457,11 @@ fn good_server_passes() {
     );
     put(
         root,
+        "/var/www/shop/src/Eccube/Common/Constant.php",
+        "<?php\nclass Constant { const VERSION = '4.3.0'; }\n",
+    );
+    put(
+        root,
         "/etc/nftables.conf",
         "table inet filter {\n  chain output {\n    type filter hook output priority filter; policy accept;\n    meta skuid \"www-data\" ip daddr != 203.0.113.10 reject\n  }\n}\n",
     );
@@ -468,6 +484,7 @@ fn good_server_passes() {
         "php.code_writable",
         "net.egress_policy",
         "tls.protocols",
+        "shop.version_advisories",
     ] {
         assert_eq!(
             status(&r, id),
@@ -615,5 +632,48 @@ fn certificate_files_named_by_the_config() {
         assert_eq!(c.status.label(), want, "{days} days: {}", c.seen);
         assert!(c.source.contains("/etc/ssl/shop.pem"), "{}", c.source);
         assert_eq!(status(&r, "tls.protocols"), Status::Pass);
+    }
+}
+
+/// `posture.advisories_file` adds advisories in the snapshot's format; a malformed one
+/// is an ERROR naming the line, never a crash.
+#[test]
+fn extra_advisories_file() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    put(
+        root,
+        "/var/www/wp/wp-includes/version.php",
+        "<?php\n$wp_version = '6.4.2';\n",
+    );
+    let extra = root.join("advisories.tsv");
+    let run = |content: &str| {
+        std::fs::write(&extra, content).unwrap();
+        let mut cfg = PostureConfig::default();
+        cfg.shop_roots.push("/var/www/wp".into());
+        cfg.advisories_file = Some(extra.clone());
+        let o = AuditOptions {
+            config: cfg,
+            root: root.to_path_buf(),
+            commands: false,
+            only: vec!["shop.version_advisories".into()],
+            ..Default::default()
+        };
+        audit(&o, "h", Lang::En)
+            .unwrap()
+            .get("shop.version_advisories")
+            .unwrap()
+            .clone()
+    };
+    let c = run("# snapshot: 2026-12-01\n");
+    assert_eq!(c.status, Status::Pass, "{}", c.seen);
+    assert!(c.seen.contains("wordpress 6.4.2"), "{}", c.seen);
+    let c = run("wordpress\t>=6.4 <6.4.3\t6.4.3\tTEST-1\thigh\thttps://example.org/\tdemo\n");
+    assert_eq!(c.status, Status::Fail, "{}", c.seen);
+    assert!(c.seen.contains("TEST-1 (fixed in 6.4.3)"), "{}", c.seen);
+    let c = run("wordpress\t6.4\n");
+    match c.status {
+        Status::Error(why) => assert!(why.contains("line 1"), "{why}"),
+        s => panic!("{s:?}"),
     }
 }

@@ -240,7 +240,7 @@ fn audit_of_a_served_test_site_fails_exposures_and_email_login() {
     write(
         &site,
         "src/Eccube/Common/Constant.php",
-        "<?php\nnamespace Eccube\\Common;\nclass Constant\n{\n    const VERSION = '4.2.0';\n}\n",
+        "<?php\nnamespace Eccube\\Common;\nclass Constant\n{\n    const VERSION = '4.1.1';\n}\n",
     );
     let (_srv, port) = serve(&site);
     let url = format!("http://127.0.0.1:{port}/");
@@ -264,6 +264,7 @@ fn audit_of_a_served_test_site_fails_exposures_and_email_login() {
         ("shop.login_email", "medium"),
         ("shop.admin_allow_hosts", "high"),
         ("shop.admin_2fa", "high"),
+        ("shop.version_advisories", "high"),
     ] {
         let f = by_check(&fs, id);
         assert_eq!(f["kind"], "posture.fail", "{id}: {f}");
@@ -284,6 +285,10 @@ fn audit_of_a_served_test_site_fails_exposures_and_email_login() {
             .ends_with(".env"),
         "{login}"
     );
+    let adv = by_check(&fs, "shop.version_advisories")["evidence"]["seen"]
+        .as_str()
+        .unwrap();
+    assert!(adv.contains("CVE-2022-25355"), "{adv}");
     // The password-free DATABASE_URL and the secret never reach the output.
     let all = String::from_utf8_lossy(&out.stdout);
     assert!(!all.contains("0123456789abcdef"), "secret leaked");

@@ -1,5 +1,6 @@
 //! The check catalogue: every check as data.
 
+pub mod advisory;
 pub mod av;
 pub mod eol;
 pub mod firewall;
@@ -158,6 +159,17 @@ pub(crate) static CATALOG: &[CheckDef] = &[
         "データベースのサポート期限",
         "Upgrade the database server to a supported release (dump and test first).",
         "データベースをサポート中のリリースへ更新してください (事前にダンプと動作確認)。"
+    ),
+    def!(
+        "shop.version_advisories",
+        ["20-1.3", "jca:webapp"],
+        High,
+        NotApplicable,
+        advisory::shop_version,
+        "Shop software has no known vulnerability",
+        "店舗ソフトに既知の脆弱性がない",
+        "Update the shop software to the fixed version (or apply the vendor's patch); keep the advisory snapshot current (posture.advisories_file).",
+        "店舗ソフトを修正済みのバージョンに更新する (または提供元のパッチを適用する) とともに、脆弱性スナップショットを最新に保ってください (posture.advisories_file)。"
     ),
     def!(
         "av.installed",
