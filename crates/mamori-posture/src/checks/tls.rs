@@ -224,7 +224,7 @@ pub fn protocols(ctx: &Ctx) -> Outcome {
         && which_openssl()
     {
         for (flag, name) in [("-tls1", "TLSv1"), ("-tls1_1", "TLSv1.1")] {
-            if handshake(ctx, &h, p, &sni, &[flag, "-cipher", "DEFAULT@SECLEVEL=0"]).is_some() {
+            if handshake(ctx, &h, p, &sni, &[flag, "-cipher", "DEFAULT:@SECLEVEL=0"]).is_some() {
                 bad.push(format!("{h}:{p} accepts {name}"));
             }
         }
