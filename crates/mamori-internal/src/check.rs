@@ -223,70 +223,20 @@ pub fn check(
     counter: &AtomicU64,
 ) -> CheckOutcome {
     let mut out = CheckOutcome::default();
-    let threads = walk::threads(opts.cfg.threads);
     for rules in roots {
         let root_key = rules.key();
         let entries: Vec<&BaselineEntry> = baseline.iter().filter(|e| e.root == root_key).collect();
-        if entries.is_empty() {
-            out.warnings.push(Warning {
-                path: root_key.clone(),
-                kind: WarnKind::WalkError(tr!(
-                    opts.lang,
-                    "this root has no baseline yet; run `mamori baseline --approve`",
-                    "このルートにはまだベースラインがありません。`mamori baseline --approve` を実行してください"
-                )),
-            });
-            continue;
-        }
         let index: HashMap<&[u8], usize> = entries
             .iter()
             .enumerate()
             .map(|(i, e)| (e.path.as_slice(), i))
             .collect();
-        let seen: Vec<AtomicBool> = (0..entries.len()).map(|_| AtomicBool::new(false)).collect();
-        let rehashed = AtomicU64::new(0);
-        let hashed = AtomicU64::new(0);
-        let (obs, warnings) = walk::walk(rules, threads, counter, |item| {
-            let key = item.rel.as_os_str().as_bytes();
-            let base = index.get(key).map(|&i| {
-                seen[i].store(true, Ordering::Relaxed);
-                (i, entries[i])
-            });
-            observe(rules, &root_key, &item, base, opts, &rehashed, &hashed)
-        });
-        out.rehashed += rehashed.load(Ordering::Relaxed);
-        out.bytes_hashed += hashed.load(Ordering::Relaxed);
-        // Directories that could not be listed: their children are unknown, not deleted.
-        let unlisted: Vec<Vec<u8>> = warnings
-            .iter()
-            .filter(|w| matches!(w.kind, WarnKind::WalkError(_)))
-            .map(|w| w.path.as_bytes().to_vec())
-            .collect();
-        out.warnings.extend(warnings);
-        for o in obs {
-            out.findings.push(finding_for(
-                rules,
-                &root_key,
-                &o,
-                |i| entries[i],
-                copy,
-                opts,
-            ));
-        }
-        for (i, e) in entries.iter().enumerate() {
-            if seen[i].load(Ordering::Relaxed) || e.ftype == FileType::Dir {
-                continue;
-            }
-            let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
-            if rules.is_ignored(rel, false)
-                || unlisted
-                    .iter()
-                    .any(|u| e.path.starts_with(u) && e.path.get(u.len()) == Some(&b'/'))
-            {
-                continue;
-            }
-            out.findings.push(deleted(e, opts));
-        }
+        let root = RootBaseline {
+            len: entries.len(),
+            entry: |i| entries[i],
+            find: |p: &[u8]| index.get(p).copied(),
+        };
+        check_root(rules, &root, copy, opts, counter, &mut out);
     }
     out.findings.sort_by(|a, b| {
         b.severity
@@ -296,6 +246,81 @@ pub fn check(
     });
     out.warnings.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// One root's baseline as the caller holds it: `len` entries, `entry(i)`, and `find`
+/// from a relative path to its position. `watch` passes the index it already keeps, so
+/// a sweep of a 100k-file shop builds no second one.
+pub struct RootBaseline<E, F> {
+    pub len: usize,
+    pub entry: E,
+    pub find: F,
+}
+
+/// Compare one root with its baseline, adding findings and warnings to `out` (unsorted).
+pub fn check_root<'e, E, F>(
+    rules: &Arc<RootRules>,
+    base: &RootBaseline<E, F>,
+    copy: &CopyFn<'_>,
+    opts: &CheckOptions<'_>,
+    counter: &AtomicU64,
+    out: &mut CheckOutcome,
+) where
+    E: Fn(usize) -> &'e BaselineEntry + Sync,
+    F: Fn(&[u8]) -> Option<usize> + Sync,
+{
+    let root_key = rules.key();
+    if base.len == 0 {
+        out.warnings.push(Warning {
+            path: root_key.clone(),
+            kind: WarnKind::WalkError(tr!(
+                opts.lang,
+                "this root has no baseline yet; run `mamori baseline --approve`",
+                "このルートにはまだベースラインがありません。`mamori baseline --approve` を実行してください"
+            )),
+        });
+        return;
+    }
+    let threads = walk::threads(opts.cfg.threads);
+    let seen: Vec<AtomicBool> = (0..base.len).map(|_| AtomicBool::new(false)).collect();
+    let rehashed = AtomicU64::new(0);
+    let hashed = AtomicU64::new(0);
+    let (obs, warnings) = walk::walk(rules, threads, counter, |item| {
+        let key = item.rel.as_os_str().as_bytes();
+        let found = (base.find)(key).map(|i| {
+            seen[i].store(true, Ordering::Relaxed);
+            (i, (base.entry)(i))
+        });
+        observe(rules, &root_key, &item, found, opts, &rehashed, &hashed)
+    });
+    out.rehashed += rehashed.load(Ordering::Relaxed);
+    out.bytes_hashed += hashed.load(Ordering::Relaxed);
+    // Directories that could not be listed: their children are unknown, not deleted.
+    let unlisted: Vec<Vec<u8>> = warnings
+        .iter()
+        .filter(|w| matches!(w.kind, WarnKind::WalkError(_)))
+        .map(|w| w.path.as_bytes().to_vec())
+        .collect();
+    out.warnings.extend(warnings);
+    for o in obs {
+        out.findings
+            .push(finding_for(rules, &root_key, &o, &base.entry, copy, opts));
+    }
+    for (i, was_seen) in seen.iter().enumerate() {
+        let e = (base.entry)(i);
+        if was_seen.load(Ordering::Relaxed) || e.ftype == FileType::Dir {
+            continue;
+        }
+        let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
+        if rules.is_ignored(rel, false)
+            || unlisted
+                .iter()
+                .any(|u| e.path.starts_with(u) && e.path.get(u.len()) == Some(&b'/'))
+        {
+            continue;
+        }
+        out.findings.push(deleted(e, opts));
+    }
 }
 
 fn base_evidence(old: Option<&BaselineEntry>, new: Option<&BaselineEntry>) -> serde_json::Value {

@@ -87,11 +87,17 @@ impl Engine {
                 hasher: foldhash::fast::FixedState::default(),
             })
             .collect();
-        for e in baseline {
-            if let Some(r) = roots.iter_mut().find(|r| r.key == e.root) {
-                r.entries.push(e);
+        // Each root's entries, moved rather than copied where they can be (one root: the
+        // whole vector) so that start-up never holds the baseline twice.
+        let mut rest = baseline;
+        for r in &mut roots {
+            if rest.iter().all(|e| e.root == r.key) {
+                r.entries = std::mem::take(&mut rest);
+                break;
             }
+            r.entries = rest.extract_if(.., |e| e.root == r.key).collect();
         }
+        drop(rest);
         for r in &mut roots {
             r.entries.shrink_to_fit();
             r.index.reserve(r.entries.len(), |_| 0);
@@ -270,13 +276,14 @@ impl Engine {
         let mut findings = Vec::new();
         let mut warnings = Vec::new();
         for r in &self.roots {
-            let out = check::check(
-                std::slice::from_ref(&r.rules),
-                &r.entries,
-                copy,
-                opts,
-                &AtomicU64::new(0),
-            );
+            let mut out = check::CheckOutcome::default();
+            // The engine's own index, not a second one built for the sweep.
+            let base = check::RootBaseline {
+                len: r.entries.len(),
+                entry: |i| &r.entries[i],
+                find: |p: &[u8]| r.find(p),
+            };
+            check::check_root(&r.rules, &base, copy, opts, &AtomicU64::new(0), &mut out);
             findings.extend(out.findings);
             warnings.extend(out.warnings);
         }
