@@ -129,6 +129,7 @@ kinds! {
     MalwareSkimmer = "malware.skimmer", Internal;
     MalwareObfuscated = "malware.obfuscated", Internal;
     DataCardStash = "data.card_stash", Internal;
+    DataGrowing = "data.growing", Internal;
     AttackRequest = "attack.request", Entrance;
     AttackBruteforce = "attack.bruteforce", Entrance;
     AttackCredentialStuffing = "attack.credential_stuffing", Entrance;

@@ -44,9 +44,34 @@ struct Reported {
     at: Instant,
 }
 
+/// How a file has grown while watched: appends (the old content kept as the prefix) since
+/// `since`. A skimmer stashes cards this way, a line per checkout, in a file under the web
+/// root that the attacker fetches later; caches, logs and sessions are ignored paths.
+struct Growth {
+    size: u64,
+    /// BLAKE3 of the whole content when last seen (to tell an append from a rewrite).
+    hash: [u8; 32],
+    appends: u32,
+    first_size: u64,
+    since: chrono::DateTime<chrono::Utc>,
+    at: Instant,
+    reported: bool,
+}
+
+/// Appends that make a file "keep growing", within [`GROWTH_WINDOW`].
+const GROWTH_APPENDS: u32 = 3;
+const GROWTH_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Files tracked at most (the oldest are dropped first); files larger than
+/// [`GROWTH_MAX_SIZE`] are not tracked (they are read whole at each write).
+const GROWTH_TRACKED: usize = 10_000;
+const GROWTH_MAX_SIZE: u64 = 64 << 20;
+
 pub struct Engine {
     roots: Vec<RootState>,
     reported: HashMap<(usize, Vec<u8>), Reported>,
+    growth: HashMap<(usize, Vec<u8>), Growth>,
+    /// `data.growing` findings not yet taken by the daemon ([`Engine::take_grown`]).
+    grown: Vec<Finding>,
     /// The same changed state is not reported again; a path that keeps changing is
     /// reported at most once per this interval.
     pub repeat_after: Duration,
@@ -117,6 +142,8 @@ impl Engine {
         Engine {
             roots,
             reported: HashMap::new(),
+            growth: HashMap::new(),
+            grown: Vec::new(),
             repeat_after: Duration::from_secs(60),
         }
     }
@@ -320,6 +347,120 @@ impl Engine {
         (det, warnings)
     }
 
+    /// Follow the size of the file of an event (after the event was examined and acted
+    /// on, so that a restore never waits for it); see [`Engine::take_grown`].
+    pub fn watch_growth(&mut self, ev: &Event, opts: &CheckOptions<'_>) {
+        if ev.kind == EventKind::Overflow || ev.kind == EventKind::Removed {
+            return;
+        }
+        let Some((ri, r)) = self.root_of(&ev.path) else {
+            return;
+        };
+        let Ok(rel) = ev.path.strip_prefix(&r.rules.root) else {
+            return;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(&ev.path) else {
+            return;
+        };
+        if !meta.is_file() || r.rules.is_ignored(rel, false) {
+            return;
+        }
+        let key = (ri, rel.as_os_str().as_bytes().to_vec());
+        let rel_s = rel.to_string_lossy().into_owned();
+        self.track_growth(key, &ev.path, &rel_s, meta.len(), opts);
+    }
+
+    /// `data.growing` findings made since the last call.
+    pub fn take_grown(&mut self) -> Vec<Finding> {
+        std::mem::take(&mut self.grown)
+    }
+
+    /// Follow one file's size: an append (the old content is the new one's prefix) counts;
+    /// a rewrite, a shrink or a quiet day starts over. The third append within a day is
+    /// reported once (medium: a heuristic; logs and caches are ignored paths).
+    fn track_growth(
+        &mut self,
+        key: (usize, Vec<u8>),
+        abs: &Path,
+        rel: &str,
+        size: u64,
+        opts: &CheckOptions<'_>,
+    ) {
+        if size > GROWTH_MAX_SIZE {
+            self.growth.remove(&key);
+            return;
+        }
+        let prev = self.growth.get(&key).map(|g| g.size);
+        if prev == Some(size) {
+            return;
+        }
+        // One pass: the hash of the old length's prefix, and of the whole.
+        let Some((prefix, whole)) = hash_with_prefix(abs, prev.unwrap_or(0)) else {
+            return;
+        };
+        let now = Instant::now();
+        let appended = match self.growth.get(&key) {
+            Some(g) => size > g.size && prefix == Some(g.hash),
+            None => false,
+        };
+        if !self.growth.contains_key(&key) && self.growth.len() >= GROWTH_TRACKED {
+            // Drop the quietest half rather than grow without bound.
+            let mut ats: Vec<Instant> = self.growth.values().map(|g| g.at).collect();
+            ats.sort_unstable();
+            let cut = ats[ats.len() / 2];
+            self.growth.retain(|_, g| g.at > cut);
+        }
+        let g = self.growth.entry(key).or_insert_with(|| Growth {
+            size,
+            hash: whole,
+            appends: 0,
+            first_size: size,
+            since: chrono::Utc::now(),
+            at: now,
+            reported: false,
+        });
+        if appended && now.duration_since(g.at) <= GROWTH_WINDOW {
+            if g.appends == 0 {
+                g.first_size = g.size;
+                g.since = chrono::Utc::now();
+            }
+            g.appends += 1;
+        } else if g.size != size || g.hash != whole {
+            // Rewritten, shrunk, or quiet too long: start over from here.
+            g.appends = 0;
+            g.first_size = size;
+            g.since = chrono::Utc::now();
+        }
+        g.size = size;
+        g.hash = whole;
+        g.at = now;
+        if g.appends >= GROWTH_APPENDS && !g.reported {
+            g.reported = true;
+            let (n, first, since) = (g.appends, g.first_size, g.since);
+            let since_s = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let f = Finding::new(
+                Kind::DataGrowing,
+                mamori_core::Severity::Medium,
+                chrono::Utc::now(),
+                opts.host,
+                mamori_core::tr!(
+                    opts.lang,
+                    "{rel} keeps growing: appended to {n} times since {since_s} ({first} → {size} bytes); skimmers stash stolen cards this way, a line per checkout, in a file the attacker fetches later",
+                    "{rel} が増え続けています: {since_s} 以降 {n} 回追記されました ({first} → {size} バイト)。スキマーは盗んだカード情報をこのように 1 件ずつファイルにため、後で攻撃者が取りに来ます"
+                ),
+            )
+            .with_path(rel)
+            .with_checklist(&["20-1.1"])
+            .with_evidence(serde_json::json!({
+                "appends": n,
+                "first_size": first,
+                "size": size,
+                "since": since_s,
+            }));
+            self.grown.push(f);
+        }
+    }
+
     /// After a restore: the path is known-good again.
     pub fn forget(&mut self, root: usize, abs: &Path) {
         if let Ok(rel) = abs.strip_prefix(&self.roots[root].rules.root) {
@@ -327,6 +468,34 @@ impl Engine {
                 .remove(&(root, rel.as_os_str().as_bytes().to_vec()));
         }
     }
+}
+
+/// BLAKE3 of the first `prefix_len` bytes of `path` (None if it is shorter) and of the
+/// whole file, in one read. None if it cannot be read.
+fn hash_with_prefix(path: &Path, prefix_len: u64) -> Option<(Option<[u8; 32]>, [u8; 32])> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    let mut prefix = (prefix_len == 0).then(|| *blake3::hash(b"").as_bytes());
+    loop {
+        let want = if prefix.is_none() {
+            (prefix_len - done).min(buf.len() as u64) as usize
+        } else {
+            buf.len()
+        };
+        let n = f.read(&mut buf[..want]).ok()?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        done += n as u64;
+        if prefix.is_none() && done == prefix_len {
+            prefix = Some(*h.finalize().as_bytes());
+        }
+    }
+    Some((prefix, *h.finalize().as_bytes()))
 }
 
 #[cfg(test)]
@@ -388,5 +557,85 @@ mod tests {
         let m = event(&mut e, &pay).expect("payment code change");
         assert_eq!(m.finding.kind, Kind::FileModified);
         assert!(!m.repeat);
+    }
+
+    fn grow(e: &mut Engine, p: &Path) -> Vec<Finding> {
+        let cfg = BaselineConfig::default();
+        let opts = CheckOptions {
+            cfg: &cfg,
+            full: false,
+            host: "h",
+            lang: Lang::En,
+            diff_lines: 10,
+        };
+        let ev = Event {
+            path: p.to_path_buf(),
+            kind: EventKind::Closed,
+            writer: None,
+        };
+        e.watch_growth(&ev, &opts);
+        e.take_grown()
+    }
+
+    fn append(p: &Path, s: &str) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap()
+            .write_all(s.as_bytes())
+            .unwrap();
+    }
+
+    #[test]
+    fn a_file_appended_to_again_and_again_is_reported_once() {
+        let (d, rules) = crate::check::tests::setup();
+        let root = d.path().join("shop");
+        let mut e = Engine::new(&[rules], Vec::new());
+        let stash = root.join("html/upload/save_image/0412_main2.jpg");
+        std::fs::create_dir_all(stash.parent().unwrap()).unwrap();
+        append(&stash, "");
+        assert!(grow(&mut e, &stash).is_empty());
+        let mut got = Vec::new();
+        for i in 0..6 {
+            append(&stash, &format!("Taro|4111111111111111|12/29|12{i}\n"));
+            got.extend(grow(&mut e, &stash));
+            if i < 2 {
+                assert!(got.is_empty(), "reported after {} appends", i + 1);
+            }
+        }
+        assert_eq!(got.len(), 1, "reported once: {got:?}");
+        let f = &got[0];
+        assert_eq!(f.kind, Kind::DataGrowing);
+        assert_eq!(f.severity, mamori_core::Severity::Medium);
+        assert_eq!(
+            f.path.as_deref(),
+            Some("html/upload/save_image/0412_main2.jpg")
+        );
+        assert_eq!(f.evidence["appends"], 3);
+        assert_eq!(f.evidence["first_size"], 0);
+    }
+
+    #[test]
+    fn rewrites_that_grow_and_ignored_paths_are_not_growth() {
+        let (d, rules) = crate::check::tests::setup();
+        let root = d.path().join("shop");
+        let mut e = Engine::new(&[rules], Vec::new());
+        // An edited file saved again and again, longer each time, is not an append.
+        let edited = root.join("vendor/a.php");
+        let mut body = String::from("<?php\n");
+        for i in 0..6 {
+            body.insert_str(6, &format!("// line {i}\n"));
+            std::fs::write(&edited, &body).unwrap();
+            assert!(grow(&mut e, &edited).is_empty(), "edit {i}");
+        }
+        // A log under an ignored path (EC-CUBE var/) grows by design.
+        let log = root.join("var/log/prod/site.log");
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        for i in 0..6 {
+            append(&log, &format!("line {i}\n"));
+            assert!(grow(&mut e, &log).is_empty());
+        }
     }
 }

@@ -189,6 +189,14 @@ impl Daemon<'_> {
             Ok(None) => {}
             Err(w) => self.ctx.warn(&w.localized(self.ctx.lang)),
         }
+        // After the response: a file appended to again and again (a stash).
+        let grown = self.with_opts(|e, _, opts| {
+            e.watch_growth(ev, opts);
+            e.take_grown()
+        });
+        if !grown.is_empty() {
+            self.emit(&grown);
+        }
     }
 }
 
