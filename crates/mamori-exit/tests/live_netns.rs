@@ -1,49 +1,21 @@
-//! Live sampler test. As root: a private network namespace `mamori-exit-<pid>` with a
+//! Live sampler test. As root: a private network namespace `mamori-xe-<pid>` with a
 //! veth pair on documentation addresses (198.51.100.253/30 here, .254 inside), a
 //! listener inside, and a connection from a non-root "web user" (`nobody`) in the root
 //! namespace. The /proc sampler must report it with the process exe and user. Traffic
 //! goes only to the address this test created; everything is removed afterwards.
 //! Skips (one line) when not root, unless `CI` is set.
 
+#[path = "support/netns.rs"]
+mod netns;
+
 use mamori_exit::live::Sampler;
+use netns::Net;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const NS_ADDR: &str = "198.51.100.254";
 const HOST_ADDR: &str = "198.51.100.253/30";
 const PORT: u16 = 48443;
-
-struct Guard {
-    ns: String,
-    veth: String,
-    children: Vec<Child>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        o.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 fn skip(why: &str) {
     if std::env::var_os("CI").is_some() {
@@ -66,46 +38,9 @@ fn sampler_sees_web_user_connection_in_private_netns() {
     let Some(nobody) = nobody else {
         return skip("no `nobody` user");
     };
-    let pid = std::process::id();
-    let mut g = Guard {
-        ns: format!("mamori-exit-{pid}"),
-        veth: format!("mxa{}", pid % 1_000_000),
-        children: Vec::new(),
-    };
-    let peer = format!("mxb{}", pid % 1_000_000);
-    ip(&["netns", "add", &g.ns]);
-    ip(&[
-        "link", "add", &g.veth, "type", "veth", "peer", "name", &peer,
-    ]);
-    ip(&["link", "set", &peer, "netns", &g.ns]);
-    ip(&["addr", "add", HOST_ADDR, "dev", &g.veth]);
-    ip(&["link", "set", &g.veth, "up"]);
-    ip(&[
-        "-n",
-        &g.ns,
-        "addr",
-        "add",
-        &format!("{NS_ADDR}/30"),
-        "dev",
-        &peer,
-    ]);
-    ip(&["-n", &g.ns, "link", "set", &peer, "up"]);
-    ip(&["-n", &g.ns, "link", "set", "lo", "up"]);
-
-    // Listener inside the namespace: prints "ready" once listening.
-    let mut listener = Command::new("ip")
-        .args(["netns", "exec", &g.ns, "python3", "-c"])
-        .arg(format!(
-            "import socket,sys,time\ns=socket.socket()\ns.bind(('{NS_ADDR}',{PORT}))\ns.listen(8)\nprint('ready',flush=True)\nc,_=s.accept()\ntime.sleep(60)"
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("listener");
-    let mut out = listener.stdout.take().expect("stdout");
-    g.children.push(listener);
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(&mut out, &mut buf).expect("listener ready");
-    assert_eq!(&buf[..5], b"ready");
+    let mut g = Net::new("xe", HOST_ADDR, &[&format!("{NS_ADDR}/30")], false);
+    // Listener inside the namespace.
+    g.listen(NS_ADDR, PORT);
 
     // The "web user" connects from the root namespace.
     let client = Command::new("bash")

@@ -5,51 +5,19 @@
 //! reason otherwise, fails under CI).
 
 mod common;
+#[path = "../../mamori-exit/tests/support/netns.rs"]
+mod netns;
+
 use common::*;
+use netns::{Net, have};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NS_ADDR: &str = "198.51.100.250";
 const HOST_ADDR: &str = "198.51.100.249/30";
 const PORT: u16 = 48444;
-
-struct Guard {
-    ns: String,
-    veth: String,
-    children: Vec<Child>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        o.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok()
-}
 
 #[test]
 fn watch_reports_web_user_connection_with_process_and_user() {
@@ -89,36 +57,9 @@ fn watch_reports_web_user_connection_with_process_and_user() {
         .unwrap();
     }
 
-    let pid = std::process::id();
-    let mut g = Guard {
-        ns: format!("mamori-wx-{pid}"),
-        veth: format!("mwa{}", pid % 1_000_000),
-        children: Vec::new(),
-    };
-    let peer = format!("mwb{}", pid % 1_000_000);
-    ip(&["netns", "add", &g.ns]);
-    ip(&[
-        "link", "add", &g.veth, "type", "veth", "peer", "name", &peer,
-    ]);
-    ip(&["link", "set", &peer, "netns", &g.ns]);
-    ip(&["addr", "add", HOST_ADDR, "dev", &g.veth]);
-    ip(&["link", "set", &g.veth, "up"]);
     let ns_cidr = format!("{NS_ADDR}/30");
-    ip(&["-n", &g.ns, "addr", "add", &ns_cidr, "dev", &peer]);
-    ip(&["-n", &g.ns, "link", "set", &peer, "up"]);
-
-    let mut listener = Command::new("ip")
-        .args(["netns", "exec", &g.ns, "python3", "-c"])
-        .arg(format!(
-            "import socket,time\ns=socket.socket()\ns.bind(('{NS_ADDR}',{PORT}))\ns.listen(8)\nprint('ready',flush=True)\nc,_=s.accept()\ntime.sleep(60)"
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("listener");
-    let mut out = listener.stdout.take().expect("stdout");
-    g.children.push(listener);
-    let mut buf = [0u8; 6];
-    out.read_exact(&mut buf).expect("listener ready");
+    let mut g = Net::new("wx", HOST_ADDR, &[&ns_cidr], false);
+    g.listen(NS_ADDR, PORT);
 
     // The daemon.
     let mut watch = Command::new(assert_cmd::cargo::cargo_bin("mamori"))
