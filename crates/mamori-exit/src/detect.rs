@@ -1069,4 +1069,79 @@ mod tests {
         assert_eq!(f[0].kind, Kind::EgressNewDestination);
         assert_eq!(d.state.dests["203.0.113.10:443"].conns, 1);
     }
+
+    /// Sixteen checkout-tied sends to an affiliate postback over two days (correlation
+    /// needs a day and ten orders), then one 2 MB send; no learning period.
+    fn affiliate_run(cfg: DetectorConfig) -> (Detector, Vec<Finding>) {
+        let mut d = Detector::new(cfg, "h", Lang::En);
+        let t = Target {
+            dest: "conv.affiliate-net.example".into(),
+            named: true,
+            prior_lookup: true,
+        };
+        let mut out = Vec::new();
+        for k in 0..16 {
+            let order = 10_000.0 + k as f64 * 3.0 * 3_600.0;
+            d.observe_order(order);
+            let mut c = conn(order + 12.0, 600);
+            c.resp_h = "198.51.100.95".parse().unwrap();
+            out.extend(d.observe_conn(&c, &t));
+        }
+        let mut c = conn(10_000.0 + 48.0 * 3_600.0, 2_000_000);
+        c.resp_h = "198.51.100.95".parse().unwrap();
+        out.extend(d.observe_conn(&c, &t));
+        (d, out)
+    }
+
+    #[test]
+    fn declared_integration_is_silenced_with_who_allowed_it() {
+        let base = DetectorConfig {
+            learning_days: 0.0,
+            ..DetectorConfig::default()
+        };
+        // Undeclared, the same traffic is new, checkout-tied and a volume alarm.
+        let (_, f) = affiliate_run(base.clone());
+        let kinds: Vec<Kind> = f.iter().map(|f| f.kind).collect();
+        assert!(kinds.contains(&Kind::EgressNewDestination), "{kinds:?}");
+        assert!(kinds.contains(&Kind::EgressCheckoutCorrelated), "{kinds:?}");
+        assert!(
+            f.iter()
+                .any(|f| f.kind == Kind::EgressVolume && f.severity == Severity::High),
+            "{f:?}"
+        );
+
+        let declared = DetectorConfig {
+            integrations: vec![Integration {
+                name: "affiliate-net.example".into(),
+                purpose: "affiliate conversion postback".into(),
+                allowed_by: "tanaka (shop owner)".into(),
+                allowed_on: Some("2026-12-01".into()),
+            }],
+            ..base
+        };
+        let (d, f) = affiliate_run(declared.clone());
+        // Silenced: no new-destination, correlation or beacon finding; counted.
+        assert!(
+            f.iter().all(|f| f.kind == Kind::EgressVolume),
+            "{:?}",
+            f.iter().map(|f| &f.summary).collect::<Vec<_>>()
+        );
+        assert_eq!(d.stats.declared_conns, 17);
+        // A volume finding still fires, at medium, carrying the declaration.
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Medium);
+        let e = &f[0].evidence["declared"];
+        assert_eq!(e["name"], "affiliate-net.example");
+        assert_eq!(e["purpose"], "affiliate conversion postback");
+        assert_eq!(e["allowed_by"], "tanaka (shop owner)");
+        assert_eq!(e["allowed_on"], "2026-12-01");
+        // The allow-list policy lets it through and says who allowed it.
+        let p = crate::policy::PolicyInput::from_state(&d.state, &declared);
+        let why = &p.allow[&("198.51.100.95".parse().unwrap(), "tcp".to_string(), 443)];
+        assert!(
+            why.contains("affiliate conversion postback") && why.contains("tanaka (shop owner)"),
+            "{why}"
+        );
+        assert!(crate::policy::render(&p).contains("allowed by tanaka (shop owner)"));
+    }
 }
