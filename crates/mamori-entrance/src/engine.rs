@@ -1656,9 +1656,10 @@ mod tests {
 
     /// Two addresses send shop-specific probes (each a distinct SQL injection), then
     /// `weak` addresses send one unknown-path 404 each, half an hour apart (one before
-    /// the second member joins), and `outsider` does the same. Returns the campaign
-    /// finding's members and reasons, and whether `outsider` was flagged at all.
-    fn grouped(targeted: [&str; 2], weak: &[&str], outsider: &str) -> (Vec<String>, String, bool) {
+    /// the second member joins), and `outsider` does the same. Asserts that the
+    /// campaign finding has exactly the targeted and weak addresses as members; returns
+    /// its reasons, and whether `outsider` was flagged at all.
+    fn grouped(targeted: [&str; 2], weak: &[&str], outsider: &str) -> (String, bool) {
         let t0 = 1_700_000_000;
         let sqli = |ip: &str, t: i64, name: &str| {
             line(
@@ -1693,6 +1694,9 @@ mod tests {
             .unwrap_or_else(|| panic!("no campaign: {f:#?}"));
         let mut ips = camp.ips.clone().unwrap_or_default();
         ips.sort();
+        let mut want: Vec<String> = targeted.iter().chain(weak).map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(ips, want);
         let why = camp.evidence["why_grouped"].to_string();
         let flagged = f.iter().any(|f| {
             f.ip.as_deref() == Some(outsider)
@@ -1700,13 +1704,7 @@ mod tests {
                     .as_ref()
                     .is_some_and(|v| v.iter().any(|i| i == outsider))
         });
-        (ips, why, flagged)
-    }
-
-    fn sorted(v: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
-        v.sort();
-        v
+        (why, flagged)
     }
 
     #[test]
@@ -1720,10 +1718,7 @@ mod tests {
             "198.51.100.33",
             "198.51.100.34",
         ];
-        let (ips, why, outsider) = grouped(targeted, &weak, "192.0.2.50");
-        let mut all: Vec<&str> = targeted.to_vec();
-        all.extend(weak);
-        assert_eq!(ips, sorted(&all));
+        let (why, outsider) = grouped(targeted, &weak, "192.0.2.50");
         assert!(why.contains("IPv4 /24 already holding ≥ 2"), "{why}");
         assert!(
             !outsider,
@@ -1742,10 +1737,7 @@ mod tests {
             "2001:db8:1:e::1",
             "2001:db8:1:f::1",
         ];
-        let (ips, why, outsider) = grouped(targeted, &weak, "3fff:0:1::1");
-        let mut all: Vec<&str> = targeted.to_vec();
-        all.extend(weak);
-        assert_eq!(ips, sorted(&all));
+        let (why, outsider) = grouped(targeted, &weak, "3fff:0:1::1");
         assert!(why.contains("IPv6 /48 already holding ≥ 2"), "{why}");
         assert!(!outsider);
     }
@@ -1761,10 +1753,7 @@ mod tests {
             "2001:db8:77:1::98",
             "2001:db8:77:1:b::2",
         ];
-        let (ips, why, _) = grouped(targeted, &weak, "3fff:0:1::1");
-        let mut all: Vec<&str> = targeted.to_vec();
-        all.extend(weak);
-        assert_eq!(ips, sorted(&all));
+        let (why, _) = grouped(targeted, &weak, "3fff:0:1::1");
         assert!(why.contains("IPv6 /64 already holding ≥ 1"), "{why}");
     }
 

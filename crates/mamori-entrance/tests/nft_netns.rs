@@ -76,6 +76,15 @@ impl Drop for Listener {
     }
 }
 
+/// Add an address to `dev` in namespace `ns` (IPv6 without the duplicate-detection wait).
+fn addr(ns: &str, dev: &str, cidr: &str) {
+    let mut args = vec!["ip", "-n", ns, "addr", "add", cidr, "dev", dev];
+    if cidr.contains(':') {
+        args.push("nodad");
+    }
+    ok(&args);
+}
+
 /// Client IPv6 addresses: two in 2001:db8:1:1::/64 (the one blocked), one outside it.
 const V6_CLIENTS: [&str; 3] = ["2001:db8:1:1::2", "2001:db8:1:1::3", "2001:db8:1:2::2"];
 
@@ -112,61 +121,16 @@ fn nft_blocks_in_a_namespace_and_expires() {
         "ip", "-n", &ns.srv, "link", "add", vs, "type", "veth", "peer", "name", vc, "netns",
         &ns.cli,
     ]);
-    ok(&[
-        "ip",
-        "-n",
-        &ns.srv,
-        "addr",
-        "add",
-        "192.0.2.1/24",
-        "dev",
-        vs,
-    ]);
-    ok(&[
-        "ip",
-        "-n",
-        &ns.cli,
-        "addr",
-        "add",
-        "192.0.2.2/24",
-        "dev",
-        vc,
-    ]);
-    ok(&[
-        "ip",
-        "-n",
-        &ns.cli,
-        "addr",
-        "add",
-        "192.0.2.3/24",
-        "dev",
-        vc,
-    ]);
-    // IPv6: the server, two client addresses in one /64 (2001:db8:1:1::/64) and one in
-    // another /64 of the same /48; all on the link (/48), no duplicate detection wait.
-    ok(&[
-        "ip",
-        "-n",
-        &ns.srv,
-        "addr",
-        "add",
-        "2001:db8:1::1/48",
-        "dev",
-        vs,
-        "nodad",
-    ]);
+    // IPv4: the server .1, clients .2 and .3. IPv6: the server, two client addresses
+    // in one /64 (2001:db8:1:1::/64) and one in another /64 of the same /48, all on the
+    // link (/48).
+    addr(&ns.srv, vs, "192.0.2.1/24");
+    addr(&ns.srv, vs, "2001:db8:1::1/48");
+    for a in ["192.0.2.2/24", "192.0.2.3/24"] {
+        addr(&ns.cli, vc, a);
+    }
     for a in V6_CLIENTS {
-        ok(&[
-            "ip",
-            "-n",
-            &ns.cli,
-            "addr",
-            "add",
-            &format!("{a}/48"),
-            "dev",
-            vc,
-            "nodad",
-        ]);
+        addr(&ns.cli, vc, &format!("{a}/48"));
     }
     for (n, d) in [(&ns.srv, vs), (&ns.cli, vc)] {
         ok(&["ip", "-n", n, "link", "set", d, "up"]);
