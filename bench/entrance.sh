@@ -3,8 +3,10 @@
 #
 # Generates the 1M-line / 30-day shop log with the shared kit (shopsim.py access-log),
 # then times, with /usr/bin/time -v:
-#   * `target/release/mamori logs --json LOG` (or, until the binary has `logs`, the
-#     `analyze` example of crates/mamori-entrance, which runs the same library call);
+#   * `target/release/mamori logs --json LOG` when that release binary is built (MAMORI_BIN=1
+#     builds it: all crates, many minutes on 2 cores), else the `analyze` example of
+#     crates/mamori-entrance, which makes the same library call (`analyze`) and prints
+#     the same JSON Lines; the table names which one ran;
 #   * `fail2ban-regex LOG <filter>` for the stock nginx/apache access-log filters
 #     (Debian package fail2ban; installed with apt-get if missing and we are root).
 #   * CrowdSec (Debian package, 40 stock scenarios; set up by bench/crowdsec-setup.sh,
@@ -31,6 +33,9 @@ lines=$(wc -l < "$work/access.log")
 
 cd "$root"
 cargo build --release -q -p mamori-entrance --example analyze >&2
+if [ "${MAMORI_BIN:-0}" = 1 ]; then
+  cargo build --release -q -p mamori >&2
+fi
 target=${CARGO_TARGET_DIR:-target}
 case $target in /*) ;; *) target=$root/$target ;; esac
 mamori=("$target/release/examples/analyze")

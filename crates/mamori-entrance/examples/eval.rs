@@ -1,6 +1,8 @@
 //! Score the entrance layer on a shopsim log: `cargo run --release -p mamori-entrance
-//! --example eval -- LOG [LOG…]` (needs LOG.truth.jsonl / .benign.jsonl / .labels.csv).
-//! Also prints throughput (lines/s of `analyze` alone).
+//! --example eval -- [--markdown LABEL] LOG [LOG…]` (needs LOG.truth.jsonl /
+//! .benign.jsonl / .labels.csv). Also prints throughput (lines/s of `analyze` alone).
+//! `--markdown LABEL` prints only one row of the table in docs/entrance.md per log
+//! (`bench/entrance-detect.sh` assembles the table).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -9,7 +11,20 @@ use mamori_entrance::{BlockBackend, LogsOptions, NoBotVerifier, analyze};
 use std::sync::Arc;
 
 fn main() {
-    for log in std::env::args().skip(1) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let markdown = match args.iter().position(|a| a == "--markdown") {
+        Some(i) if i + 1 < args.len() => {
+            let label = args.remove(i + 1);
+            args.remove(i);
+            Some(label)
+        }
+        Some(_) => {
+            eprintln!("--markdown needs a LABEL");
+            std::process::exit(2);
+        }
+        None => None,
+    };
+    for log in args {
         let opts = LogsOptions {
             files: vec![log.clone().into()],
             block: Some(BlockBackend::PrintOnly),
@@ -25,6 +40,11 @@ fn main() {
             }
         };
         let dt = t0.elapsed().as_secs_f64();
+        if let Some(label) = &markdown {
+            let s = common::score(std::path::Path::new(&log), &rep.findings);
+            println!("{}", s.markdown_row(label));
+            continue;
+        }
         let mut kinds = std::collections::BTreeMap::new();
         for f in &rep.findings {
             *kinds.entry(f.kind.as_str()).or_insert(0) += 1;

@@ -67,6 +67,48 @@ impl Score {
     }
 }
 
+/// `12345` → `12,345`.
+fn grouped(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Score {
+    /// One row of the detection table in docs/entrance.md (its header is printed by
+    /// bench/entrance-detect.sh); latencies on the log's clock.
+    pub fn markdown_row(&self, label: &str) -> String {
+        let opt = |v: Option<i64>, div: i64, unit: &str| {
+            v.map_or("not found".to_string(), |x| format!("{} {unit}", x / div))
+        };
+        format!(
+            "| {label} | {}/{} ({:.1} %) | {} | {} | {}/{} ({:.1} %) | {} | {} ({}/{}) | {}/{} ({:.3} %) | {} |",
+            self.campaign_found,
+            self.campaign_total,
+            self.campaign_pct(),
+            opt(self.campaign_lead_secs, 3600, "h"),
+            opt(self.scanner_latency, 1, "s"),
+            self.stuffing_found,
+            self.stuffing_total,
+            self.stuffing_pct(),
+            opt(self.spraying_latency, 3600, "h"),
+            opt(self.cardtest_latency, 1, "s"),
+            self.cardtest_found,
+            self.cardtest_total,
+            self.benign_flagged.len(),
+            grouped(self.benign_total),
+            self.benign_pct(),
+            self.protected_flagged.len(),
+        )
+    }
+}
+
 fn ts(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|d| d.timestamp())
