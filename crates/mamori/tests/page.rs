@@ -38,6 +38,18 @@ fn chromium_path() -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
+/// A fresh directory with a config for a checkout site started on loopback (and the
+/// browser profiles' TMPDIR); `None` (skipped, or failed under CI) without Chromium.
+fn browser_site(extra: &str) -> Option<(tempfile::TempDir, Server, PathBuf)> {
+    if !have_chromium() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start();
+    let tmp = setup(dir.path(), &site.checkout(), extra);
+    Some((dir, site, tmp))
+}
+
 fn have_chromium() -> bool {
     need(
         chromium_path().is_some(),
@@ -88,13 +100,10 @@ fn one_line(stderr: &[u8]) -> String {
 
 #[test]
 fn approve_then_each_change_is_a_finding() {
-    if !have_chromium() {
+    let Some((dir, site, tmp)) = browser_site("") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let site = Server::start();
+    };
     let url = site.checkout();
-    let tmp = setup(dir.path(), &url, "");
 
     page(dir.path(), &tmp)
         .args(["page", "approve", "--reason", "checkout as shipped"])
@@ -198,13 +207,9 @@ fn approve_then_each_change_is_a_finding() {
 
 #[test]
 fn approving_again_keeps_reasons_japanese_messages() {
-    if !have_chromium() {
+    let Some((dir, site, tmp)) = browser_site("") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let site = Server::start();
-    let url = site.checkout();
-    let tmp = setup(dir.path(), &url, "");
+    };
     let psp = format!("http://localhost:{}/vendor/psp.js", site.addr.port());
     page(dir.path(), &tmp)
         .args([
@@ -635,13 +640,9 @@ fn self_signed_certificate_is_one_clear_error() {
 /// the shop's own page is critical, approved or not, and `approve` refuses such a page.
 #[test]
 fn card_inputs_where_none_belong_are_critical() {
-    if !have_chromium() {
+    let Some((dir, site, tmp)) = browser_site("card_fields = \"none\"\n") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let site = Server::start();
-    let url = site.checkout();
-    let tmp = setup(dir.path(), &url, "card_fields = \"none\"\n");
+    };
 
     // The shop as it stands has a card form: not approved.
     let out = page(dir.path(), &tmp)
