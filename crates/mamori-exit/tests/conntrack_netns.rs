@@ -1,5 +1,5 @@
 //! conntrack source test. As root: two network namespaces made by this test, "shop"
-//! (`mx-ct-a-<pid>`) and "remote" (`mx-ct-b-<pid>`), joined by a veth pair on
+//! (`mamori-cth-<pid>`) and "remote" (`mamori-ct-<pid>`), joined by a veth pair on
 //! documentation addresses (198.51.100.245 and .246). In the shop namespace only, an nft
 //! rule that uses conntrack turns tracking on, accounting is turned on through the
 //! source's `enable_acct`, and the TIME_WAIT / UDP timeouts are cut to 1 s so flows end
@@ -17,14 +17,18 @@
 //! Traffic goes only to the addresses this test created; both namespaces are removed
 //! afterwards. Skips (one line) when not root or tools are missing, unless `CI` is set.
 
+#[path = "support/netns.rs"]
+mod netns;
+
 use mamori_exit::LiveSource;
 use mamori_exit::conntrack::ConntrackOptions;
 use mamori_exit::source::{LiveEvent, Notice, Source};
 use mamori_exit::zeek::ConnRecord;
+use netns::Net;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SHOP: &str = "198.51.100.245";
@@ -34,26 +38,6 @@ const UDP_PORT: u16 = 48452;
 const HELD_PORT: u16 = 48453;
 const INBOUND_PORT: u16 = 48454;
 const SENT: usize = 50_000;
-
-struct Guard {
-    ns: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.ns {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
 
 fn run(cmd: &str, args: &[&str]) {
     let o = Command::new(cmd).args(args).output().expect("run");
@@ -97,39 +81,17 @@ fn conntrack_reports_short_flows_with_bytes_and_owners() {
     let Some(nobody) = nix::unistd::User::from_name("nobody").ok().flatten() else {
         return skip("no `nobody` user");
     };
-    let pid = std::process::id();
-    let (a, b) = (format!("mx-ct-a-{pid}"), format!("mx-ct-b-{pid}"));
-    let mut g = Guard {
-        ns: vec![a.clone(), b.clone()],
-        children: Vec::new(),
-    };
-    let probe = Command::new("ip").args(["netns", "add", &a]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
+    if !netns::netns_works() {
         return skip("`ip netns add` failed (no CAP_SYS_ADMIN here, e.g. in a container)");
     }
-    run("ip", &["netns", "add", &b]);
-    let (va, vb) = (
-        format!("mca{}", pid % 100_000),
-        format!("mcb{}", pid % 100_000),
+    // The shop namespace (`host`) and the remote one, linked; nothing in the test's own.
+    let mut g = Net::new(
+        "ct",
+        &format!("{SHOP}/30"),
+        &[&format!("{REMOTE}/30")],
+        true,
     );
-    run(
-        "ip",
-        &[
-            "-n", &a, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &b,
-        ],
-    );
-    run(
-        "ip",
-        &["-n", &a, "addr", "add", &format!("{SHOP}/30"), "dev", &va],
-    );
-    run(
-        "ip",
-        &["-n", &b, "addr", "add", &format!("{REMOTE}/30"), "dev", &vb],
-    );
-    for (ns, dev) in [(&a, &va), (&b, &vb)] {
-        run("ip", &["-n", ns, "link", "set", dev, "up"]);
-        run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-    }
+    let (a, b) = (g.host.clone().expect("isolated"), g.ns.clone());
     // Conntrack hooks in the shop namespace only: a rule that uses ct.
     run(
         "ip",

@@ -28,6 +28,20 @@ pub fn have(tool: &str) -> bool {
         .is_ok()
 }
 
+/// Whether namespaces can be made here (not in a container without CAP_SYS_ADMIN).
+pub fn netns_works() -> bool {
+    let probe = format!("mamori-probe-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+    }
+    ok
+}
+
 /// A namespace `ns` (the far side, "the internet") linked to `host` (the test's own
 /// namespace when `None`).
 pub struct Net {
