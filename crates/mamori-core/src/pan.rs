@@ -75,54 +75,68 @@ pub fn mask(digits: &[u8]) -> String {
 
 /// Replace every card number in `text` (digits, optionally grouped by single spaces or
 /// hyphens) with its masked form. Returns the input unchanged (borrowed) when there is none.
+///
+/// A run of digit groups joined by single separators may hold a card number among other
+/// numbers (`4111 1111 1111 1111 12/25`, `order 12 4111…`): from each group, the longest
+/// span of whole groups that is a card number is masked. A number is never cut inside a
+/// group of digits (a 20-digit ID is not a card number followed by digits).
 pub fn mask_pans(text: &str) -> Cow<'_, str> {
     let b = text.as_bytes();
     let mut out: Option<String> = None;
     let mut last = 0usize;
     let mut i = 0usize;
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut digits: Vec<u8> = Vec::with_capacity(19);
     while i < b.len() {
-        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_digit()) {
+        if !b[i].is_ascii_digit() {
             i += 1;
             continue;
         }
-        // Collect a run of digits with single separators between them.
-        let start = i;
-        let mut digits: Vec<u8> = Vec::with_capacity(19);
+        // The run: digit groups joined by single spaces or hyphens.
+        groups.clear();
         let mut j = i;
-        let mut end = i;
-        while j < b.len() {
-            if b[j].is_ascii_digit() {
-                digits.push(b[j]);
+        loop {
+            let start = j;
+            while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
-                end = j;
-            } else if (b[j] == b' ' || b[j] == b'-')
-                && j + 1 < b.len()
-                && b[j + 1].is_ascii_digit()
-                && !digits.is_empty()
-            {
+            }
+            groups.push((start, j));
+            if j + 1 < b.len() && matches!(b[j], b' ' | b'-') && b[j + 1].is_ascii_digit() {
                 j += 1;
             } else {
                 break;
             }
-            if digits.len() > 19 {
-                break;
-            }
         }
-        if (13..=19).contains(&digits.len())
-            && is_pan(&digits)
-            && !(end < b.len() && b[end].is_ascii_digit())
-        {
+        let mut g = 0;
+        while g < groups.len() {
+            digits.clear();
+            let mut best: Option<usize> = None;
+            for (k, &(s, e)) in groups.iter().enumerate().skip(g) {
+                digits.extend_from_slice(&b[s..e]);
+                if digits.len() > 19 {
+                    break;
+                }
+                if digits.len() >= 13 && is_pan(&digits) {
+                    best = Some(k);
+                }
+            }
+            let Some(k) = best else {
+                g += 1;
+                continue;
+            };
+            let (start, end) = (groups[g].0, groups[k].1);
+            let pan: Vec<u8> = b[start..end]
+                .iter()
+                .copied()
+                .filter(u8::is_ascii_digit)
+                .collect();
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
             o.push_str(&text[last..start]);
-            o.push_str(&mask(&digits));
+            o.push_str(&mask(&pan));
             last = end;
-            i = end;
-        } else {
-            // Skip past this digit run so overlapping windows are not rescanned.
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
+            g = k + 1;
         }
+        i = j;
     }
     match out {
         None => Cow::Borrowed(text),
@@ -173,6 +187,57 @@ mod tests {
             mask_pans("41111111111111110000000"),
             "41111111111111110000000"
         );
+    }
+
+    #[test]
+    fn a_card_number_among_other_numbers_is_still_masked() {
+        for (text, want) in [
+            (" 4000000000000002 0", " 400000******0002 0"),
+            ("4111111111111111 12/25 123", "411111******1111 12/25 123"),
+            ("4111 1111 1111 1111 12 25", "411111******1111 12 25"),
+            ("order 12 4111 1111 1111 1111", "order 12 411111******1111"),
+            ("qty 3 4111111111111111", "qty 3 411111******1111"),
+            (
+                "4111111111111111 5555555555554444",
+                "411111******1111 555555******4444",
+            ),
+            ("4111111111111111-12-25", "411111******1111-12-25"),
+        ] {
+            assert_eq!(mask_pans(text), want, "{text:?}");
+        }
+        // Never cut inside a group of digits: a 20-digit ID stays as it is.
+        assert!(matches!(
+            mask_pans("id 41111111111111110000"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    proptest::proptest! {
+        /// Whatever surrounds a card number (other digits after a separator included),
+        /// the full number never comes out.
+        #[test]
+        fn no_card_number_survives(
+            before in "[0-9a-z /:-]{0,12}",
+            after in "[0-9a-z /:-]{0,12}",
+            sep in proptest::sample::select(vec!["", " ", "-"]),
+            pan in proptest::sample::select(vec![
+                "4111111111111111", "5555555555554444", "378282246310005",
+                "3530111333300000", "4000000000000002", "6011111111111117",
+            ]),
+        ) {
+            // The number stands on its own: not glued to a digit on either side.
+            let before = if before.ends_with(|c: char| c.is_ascii_digit()) { format!("{before}x") } else { before };
+            let after = if after.starts_with(|c: char| c.is_ascii_digit()) { format!("x{after}") } else { after };
+            let grouped: String = pan
+                .as_bytes()
+                .chunks(4)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(sep);
+            let text = format!("{before}{grouped}{after}");
+            let masked = mask_pans(&text);
+            proptest::prop_assert!(!masked.contains(&grouped), "{text:?} -> {masked:?}");
+        }
     }
 
     #[test]
