@@ -118,6 +118,8 @@ const NEEDLES: &[(&str, u16)] = &[
     ("$(", CM),
     ("&&", CM),
     ("169.254.169.254", CM),
+    ("[$", SQ),
+    ("$_", CM),
 ];
 
 /// User-agent substrings of attack tools and vulnerability scanners.
@@ -328,6 +330,8 @@ const SQLI_RULES: &[&str] = &[
     r"\b(or|and)\s+\(?\s*\d+\s*=\s*\d+\s*\)?\s*(--|#|$)",
     r"\)\s*(or|and)\s*\(\s*\d+\s*=\s*\d+",
     r"(concat|char|chr)\s*\(\s*(0x[0-9a-f]+|\d+)\s*,",
+    // NoSQL (MongoDB) operator injected through a parameter name: `u_id[$ne]=`.
+    r"\[\s*\$(ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|not|or|and|nor|expr)\s*\]",
 ];
 
 const XSS_RULES: &[&str] = &[
@@ -356,6 +360,8 @@ const CMDI_RULES: &[&str] = &[
     r"\{\{\s*\d+\s*[*+]\s*\d+\s*\}\}",
     r"\$\{jndi:",
     r"\bcmd\.exe\b|\bpowershell\b",
+    // PHP code injection naming a superglobal (`$_SERVER['x']`, `$_COOKIE=`).
+    r"\$_(server|get|post|cookie|request|files|env|session)\b",
 ];
 
 fn build(pats: &[&str]) -> AhoCorasick {
@@ -536,6 +542,7 @@ const SQLI_NAMES: &[&str] = &[
     "sqli.numeric_tautology",
     "sqli.paren_tautology",
     "sqli.char_concat",
+    "sqli.nosql_operator",
 ];
 const XSS_NAMES: &[&str] = &[
     "xss.script_tag",
@@ -561,6 +568,7 @@ const CMDI_NAMES: &[&str] = &[
     "cmdi.template_injection",
     "cmdi.jndi",
     "cmdi.windows_shell",
+    "cmdi.php_superglobal",
 ];
 
 /// Secrets and files that must never be fetched from a web root.
@@ -769,6 +777,8 @@ mod tests {
             "C'est la vie cap",
             "../ sale",
             "${name} tag",
+            "$_ price [$] tag",
+            "[$10 off] $_sale",
             "rock & roll | tee",
             "ダウンロード版 (PDF)",
         ] {
@@ -871,6 +881,10 @@ mod tests {
             ("/x?a=%3Bcat%20%2Fetc%2Fpasswd", 200, Traversal),
             ("/x?a=%7Cid", 200, Cmdi),
             ("/x?a=%24%28sleep%205%29", 200, Cmdi),
+            ("/mongo/show.php?u_id[$ne]=2", 200, Sqli),
+            ("/?mongoQ=%5b%24lte%5dasdfsd", 200, Sqli),
+            ("/?x=$_SERVER['test'];", 200, Cmdi),
+            ("/?x=$_%53ERVER['test'];", 200, Cmdi),
             (
                 "/x?u=http%3A%2F%2F169.254.169.254%2Flatest%2Fmeta-data%2F",
                 200,
