@@ -17,13 +17,14 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 KIT="$HERE/../shared/scenarios/shopsim.py"
 WORK=${BENCH_DIR:-/var/tmp/mamori-bench-scan}
 TARGET=${CARGO_TARGET_DIR:-$HERE/target}
-BIN="$TARGET/release/mamori"
+# BIN=path/to/mamori measures that binary instead of building the release one.
+BIN=${BIN:-$TARGET/release/mamori}
 THREADS=${THREADS:-$(nproc)}
 CORPUS=${MAMORI_DEB_CORPUS:-/var/cache/mamori/debcorpus}
 
 command -v yara >/dev/null || { apt-get update -qq && apt-get install -y -qq yara >/dev/null; }
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-(cd "$HERE" && cargo build --release -q -p mamori)
+[ "$BIN" != "$TARGET/release/mamori" ] || (cd "$HERE" && cargo build --release -q -p mamori)
 [ -d "$CORPUS" ] || bash "$HERE/bench/debcorpus.sh" "$CORPUS" >/dev/null
 
 mkdir -p "$WORK"

@@ -14,8 +14,9 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 KIT="$HERE/../shared/scenarios/shopsim.py"
 WORK=${BENCH_DIR:-/var/tmp/mamori-bench-watch}
 TARGET=${CARGO_TARGET_DIR:-$HERE/target}
-BIN="$TARGET/release/mamori"
-(cd "$HERE" && cargo build --release -q -p mamori)
+# BIN=path/to/mamori measures that binary instead of building the release one.
+BIN=${BIN:-$TARGET/release/mamori}
+[ "$BIN" != "$TARGET/release/mamori" ] || (cd "$HERE" && cargo build --release -q -p mamori)
 mkdir -p "$WORK"
 TREE="$WORK/t$FILES/shop"
 [ -d "$TREE" ] || python3 "$KIT" tree "$TREE" --files "$FILES" --flavor eccube --seed 2 >&2
