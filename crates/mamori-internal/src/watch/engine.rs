@@ -504,7 +504,8 @@ mod tests {
     use mamori_core::config::BaselineConfig;
     use mamori_core::i18n::Lang;
 
-    fn event(e: &mut Engine, p: &Path) -> Option<Detected> {
+    /// Run `f` on a close event for `p` with test options.
+    fn closed<T>(p: &Path, f: impl FnOnce(&Event, &CheckOptions<'_>) -> T) -> T {
         let cfg = BaselineConfig::default();
         let opts = CheckOptions {
             cfg: &cfg,
@@ -518,7 +519,11 @@ mod tests {
             kind: EventKind::Closed,
             writer: None,
         };
-        e.on_event(&ev, &|_, _| None, &opts).unwrap()
+        f(&ev, &opts)
+    }
+
+    fn event(e: &mut Engine, p: &Path) -> Option<Detected> {
+        closed(p, |ev, opts| e.on_event(ev, &|_, _| None, opts).unwrap())
     }
 
     #[test]
@@ -560,20 +565,7 @@ mod tests {
     }
 
     fn grow(e: &mut Engine, p: &Path) -> Vec<Finding> {
-        let cfg = BaselineConfig::default();
-        let opts = CheckOptions {
-            cfg: &cfg,
-            full: false,
-            host: "h",
-            lang: Lang::En,
-            diff_lines: 10,
-        };
-        let ev = Event {
-            path: p.to_path_buf(),
-            kind: EventKind::Closed,
-            writer: None,
-        };
-        e.watch_growth(&ev, &opts);
+        closed(p, |ev, opts| e.watch_growth(ev, opts));
         e.take_grown()
     }
 
