@@ -75,32 +75,11 @@ fn live_certificate_and_protocols() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-subj",
-            "/CN=shop.example.jp",
-            "-days",
-            "5",
-            "-keyout",
-        ])
-        .arg(d.path().join("k.pem"))
-        .arg("-out")
-        .arg(d.path().join("c.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    common::make_cert(
+        &d.path().join("c.pem"),
+        &d.path().join("k.pem"),
+        "shop.example.jp",
+        5,
     );
 
     // A modern server: TLS 1.2+ only, but the certificate expires in 5 days.

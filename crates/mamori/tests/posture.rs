@@ -176,6 +176,16 @@ fn serve(root: &Path) -> (PhpServer, u16) {
     (srv, port)
 }
 
+/// `mamori --json audit --url URL --root SITE`, run in `dir`.
+fn audit_site(dir: &Path, url: &str, site: &Path) -> std::process::Output {
+    mamori(dir)
+        .args(["--json", "audit", "--url", url, "--root"])
+        .arg(site)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap()
+}
+
 fn write(root: &Path, rel: &str, content: &str) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -245,12 +255,7 @@ fn audit_of_a_served_test_site_fails_exposures_and_email_login() {
     let (_srv, port) = serve(&site);
     let url = format!("http://127.0.0.1:{port}/");
 
-    let out = mamori(d.path())
-        .args(["--json", "audit", "--url", &url, "--root"])
-        .arg(&site)
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap();
+    let out = audit_site(d.path(), &url, &site);
     let fs = findings(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -302,13 +307,7 @@ fn audit_of_a_served_test_site_fails_exposures_and_email_login() {
     // The same site with the exposures removed: those probes now pass.
     std::fs::remove_dir_all(site.join(".git")).unwrap();
     std::fs::remove_file(site.join(".env")).unwrap();
-    let out = mamori(d.path())
-        .args(["--json", "audit", "--url", &url, "--root"])
-        .arg(&site)
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap();
-    let fs = findings(&out.stdout);
+    let fs = findings(&audit_site(d.path(), &url, &site).stdout);
     for id in ["http.git_exposed", "http.env_exposed"] {
         assert_eq!(by_check(&fs, id)["evidence"]["status"], "PASS", "{id}");
     }

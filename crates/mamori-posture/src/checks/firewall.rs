@@ -99,35 +99,37 @@ pub fn egress(ctx: &Ctx) -> Outcome {
     let mut e = Egress::default();
     let mut sources = Vec::new();
     let mut problems = Vec::new();
-    match ctx.sys.run("nft", &["list", "ruleset"]) {
-        Some(o) if o.status == Some(0) => {
-            e.merge(parse_nft(&o.stdout));
-            sources.push("nft list ruleset".to_string());
-        }
-        Some(o) => problems.push(format!(
-            "nft list ruleset: {}",
-            o.stderr.trim().lines().last().unwrap_or("failed")
-        )),
-        None => {
-            if let Ok(t) = ctx.sys.read("/etc/nftables.conf") {
-                e.merge(parse_nft(&t));
-                sources.push("/etc/nftables.conf".to_string());
+    type Parser = fn(&str) -> Egress;
+    let sources_of: [(&str, &[&str], &str, Parser); 2] = [
+        ("nft", &["list", "ruleset"], "/etc/nftables.conf", parse_nft),
+        (
+            "iptables-save",
+            &[],
+            "/etc/iptables/rules.v4",
+            parse_iptables_save,
+        ),
+    ];
+    for (prog, args, file, parse) in sources_of {
+        let cmd = [prog]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        match ctx.sys.run(prog, args) {
+            Some(o) if o.status == Some(0) => {
+                e.merge(parse(&o.stdout));
+                sources.push(cmd);
             }
-        }
-    }
-    match ctx.sys.run("iptables-save", &[]) {
-        Some(o) if o.status == Some(0) => {
-            e.merge(parse_iptables_save(&o.stdout));
-            sources.push("iptables-save".to_string());
-        }
-        Some(o) => problems.push(format!(
-            "iptables-save: {}",
-            o.stderr.trim().lines().last().unwrap_or("failed")
-        )),
-        None => {
-            if let Ok(t) = ctx.sys.read("/etc/iptables/rules.v4") {
-                e.merge(parse_iptables_save(&t));
-                sources.push("/etc/iptables/rules.v4".to_string());
+            Some(o) => problems.push(format!(
+                "{cmd}: {}",
+                o.stderr.trim().lines().last().unwrap_or("failed")
+            )),
+            None => {
+                if let Ok(t) = ctx.sys.read(file) {
+                    e.merge(parse(&t));
+                    sources.push(file.to_string());
+                }
             }
         }
     }

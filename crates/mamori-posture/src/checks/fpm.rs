@@ -42,13 +42,7 @@ pub fn parse_pools(text: &str, file: &str) -> Vec<Pool> {
         let (Some(p), Some((k, v))) = (cur.as_mut(), l.split_once('=')) else {
             continue;
         };
-        let v = v
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches('"')
-            .to_string();
+        let v = crate::checks::php::ini_value(v).to_string();
         match k.trim() {
             "user" => p.user = v,
             "group" => p.group = Some(v),

@@ -6,6 +6,16 @@ use crate::audit::{Ctx, Outcome};
 use mamori_core::tr;
 use std::collections::BTreeMap;
 
+/// An ini value without its trailing `; comment` and quotes.
+pub fn ini_value(v: &str) -> &str {
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"')
+        .trim_matches('\'')
+}
+
 /// `key = value` settings of an ini text (later files override earlier ones).
 pub fn parse_ini(text: &str, into: &mut BTreeMap<String, String>) {
     for line in text.lines() {
@@ -14,14 +24,7 @@ pub fn parse_ini(text: &str, into: &mut BTreeMap<String, String>) {
             continue;
         }
         if let Some((k, v)) = l.split_once('=') {
-            let v = v
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches('"')
-                .trim_matches('\'');
-            into.insert(k.trim().to_ascii_lowercase(), v.to_string());
+            into.insert(k.trim().to_ascii_lowercase(), ini_value(v).to_string());
         }
     }
 }

@@ -25,3 +25,31 @@ pub fn ssh_blob(parts: &[&[u8]]) -> Vec<u8> {
     }
     v
 }
+
+/// A self-signed P-256 certificate for `cn`, valid `days` days, made by the openssl CLI
+/// and written to `cert` (its key to `key`).
+pub fn make_cert(cert: &Path, key: &Path, cn: &str, days: u32) {
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-days",
+            &days.to_string(),
+        ])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .expect("run openssl req");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
