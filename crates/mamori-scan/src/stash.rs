@@ -334,14 +334,32 @@ pub fn is_docs_or_test(path: &str) -> bool {
         .any(|d| lower.contains(d) || lower.starts_with(&d[1..]))
 }
 
+/// Byte classes, one table load per byte in the hot loops (the scanner reads every byte
+/// of every file): bit 0 the base64 alphabets (standard and URL-safe), bit 1 digits.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_' {
+            t[c] |= 1;
+        }
+        if b.is_ascii_digit() {
+            t[c] |= 2;
+        }
+        c += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_digit(b: u8) -> bool {
-    b.is_ascii_digit()
+    CLASS[b as usize] & 2 != 0
 }
 
 #[inline]
 fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_'
+    CLASS[b as usize] & 1 != 0
 }
 
 fn scan_layer(data: &[u8], layer: Layer, depth: usize, t: &mut Tally) {
@@ -353,14 +371,12 @@ fn scan_layer(data: &[u8], layer: Layer, depth: usize, t: &mut Tally) {
     let n = data.len();
     let mut i = 0;
     while i < n {
-        if !is_b64(data[i]) {
-            i += 1;
-            continue;
+        match data[i..].iter().position(|&b| is_b64(b)) {
+            Some(p) => i += p,
+            None => break,
         }
         let start = i;
-        while i < n && is_b64(data[i]) {
-            i += 1;
-        }
+        i += data[i..].iter().position(|&b| !is_b64(b)).unwrap_or(n - i);
         let mut end = i;
         while i < n && data[i] == b'=' && i - end < 2 {
             i += 1;
@@ -462,15 +478,21 @@ fn mostly_text(d: &[u8]) -> bool {
     if d.is_empty() {
         return false;
     }
-    let mut ok = 0usize;
+    // Stop as soon as more than a tenth is not text (most decodes of words are binary).
+    let allowed = d.len() / 10;
+    let mut bad = 0usize;
     for chunk in d.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if !c.is_control() || matches!(c, '\n' | '\r' | '\t') {
-                ok += c.len_utf8();
+            if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                bad += c.len_utf8();
             }
         }
+        bad += chunk.invalid().len();
+        if bad > allowed {
+            return false;
+        }
     }
-    ok * 10 >= d.len() * 9
+    true
 }
 
 /// A byte that glues a digit run to a word (`id_4111…`, `v4111…x`).
