@@ -358,3 +358,59 @@ fn debian_php_corpus_false_positives() {
     );
     assert!(per_10k <= 1.0, "{per_10k:.2} low/medium per 10k files");
 }
+
+/// As root every file is readable, so the unreadable case runs as `nobody` (setpriv):
+/// a file it may not read is counted and named on stderr, the rest is still scanned, and
+/// naming that file alone is one clear error with exit 2.
+#[test]
+fn unreadable_files_as_an_unprivileged_user() {
+    if !is_root() {
+        return; // covered by binary_huge_special_and_unreadable_files as this user
+    }
+    let setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !need(setpriv, "setpriv is missing (util-linux)") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shop = dir.path().join("shop");
+    write(&shop, "real/w.php", WEBSHELL);
+    let locked = write(&shop, "locked.php", WEBSHELL);
+    for d in [&shop, &shop.join("real")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        shop.join("real/w.php"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut c = std::process::Command::new("setpriv");
+        c.current_dir(dir.path())
+            .env("LANG", "C.UTF-8")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(assert_cmd::cargo::cargo_bin("mamori"))
+            .args(args);
+        c.output().unwrap()
+    };
+    let out = as_nobody(&["--json", "scan", "shop"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let f = findings(&out.stdout);
+    let paths: Vec<&str> = f.iter().map(|x| x["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&"shop/real/w.php"), "{paths:?}");
+    assert!(!paths.contains(&"shop/locked.php"), "{paths:?}");
+    assert!(
+        err.contains("locked.php") && err.contains("1 unreadable"),
+        "{err}"
+    );
+    let out = as_nobody(&["scan", "shop/locked.php"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("locked.php"), "{err}");
+}
