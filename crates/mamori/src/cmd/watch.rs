@@ -617,6 +617,12 @@ fn boost_priority(ctx: &Ctx, boost: u8) {
 }
 
 pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
+    // First of all: a SIGTERM during start-up (the sweep can take a while on a big shop)
+    // is an orderly stop, never the default death half-way through a restore.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
     let lang = ctx.lang;
     let loaded = ctx.config()?;
     let rules = super::check::root_rules(loaded, lang)?;
@@ -822,10 +828,6 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     let _page = super::page::start_for_watch(ctx, loaded, page_tx)?;
     sd_notify_ready();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
     let me = std::process::id() as i32;
     let mut events = Vec::new();
     let mut pending: HashMap<PathBuf, (Instant, Option<Writer>)> = HashMap::new();
