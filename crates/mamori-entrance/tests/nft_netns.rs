@@ -181,17 +181,21 @@ fn nft_blocks_in_a_namespace_and_expires() {
     // The nets the engine blocks: IPv4 by address, IPv6 by its /64 (the default
     // `block_ipv6_prefix`), made by the same function.
     let v6_prefix = mamori_entrance::EntranceConfig::default().block_ipv6_prefix;
-    let entries: Vec<BlockEntry> = ["192.0.2.2", V6_CLIENTS[0]]
-        .into_iter()
-        .map(|a| BlockEntry {
-            net: mamori_entrance::block::block_net(a.parse().unwrap(), v6_prefix),
-            timeout_secs: 4,
-        })
-        .collect();
-    let script = backend.apply(&entries).expect("apply nft block");
-    assert!(script.contains("192.0.2.2/32 timeout 4s"), "{script}");
+    let entries = |timeout_secs: u64| -> Vec<BlockEntry> {
+        ["192.0.2.2", V6_CLIENTS[0]]
+            .into_iter()
+            .map(|a| BlockEntry {
+                net: mamori_entrance::block::block_net(a.parse().unwrap(), v6_prefix),
+                timeout_secs,
+            })
+            .collect()
+    };
+    // Long enough for every probe below on a loaded machine (each dropped one waits
+    // out its 1 s timeout); expiry is checked after, with a short timeout.
+    let script = backend.apply(&entries(60)).expect("apply nft block");
+    assert!(script.contains("192.0.2.2/32 timeout 60s"), "{script}");
     assert!(
-        script.contains("deny6 { 2001:db8:1:1::/64 timeout 4s }"),
+        script.contains("deny6 { 2001:db8:1:1::/64 timeout 60s }"),
         "{script}"
     );
     assert!(
@@ -227,8 +231,12 @@ fn nft_blocks_in_a_namespace_and_expires() {
     ]);
     let text = String::from_utf8_lossy(&rules.stdout);
     assert_eq!(text.matches("drop").count(), 2, "{text}");
-    // Expiry removes them.
-    std::thread::sleep(Duration::from_secs(5));
+    // Expiry removes them: the same blocks, the set replaced, with a 2 s timeout.
+    let script = backend
+        .replace(&entries(2))
+        .expect("replace with a short timeout");
+    assert!(script.contains("192.0.2.2/32 timeout 2s"), "{script}");
+    std::thread::sleep(Duration::from_secs(3));
     assert!(connects(&ns, "192.0.2.2"), "block must expire");
     assert!(connects(&ns, V6_CLIENTS[0]), "IPv6 block must expire");
     assert!(connects(&ns, V6_CLIENTS[1]), "the whole /64 is released");
