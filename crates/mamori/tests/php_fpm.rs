@@ -25,10 +25,20 @@ fn php_fpm() -> Option<PathBuf> {
     found.pop()
 }
 
-/// php-fpm in the foreground on a socket of its own; killed on drop.
+/// php-fpm in the foreground on a socket of its own; stopped on drop. SIGTERM, not
+/// SIGKILL: the master then stops its workers (killed, they would be left orphaned).
 struct Fpm(Child);
 impl Drop for Fpm {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
