@@ -6,22 +6,23 @@
 //! a reason, fails under CI).
 
 mod common;
-use common::{findings, mamori, shopsim};
+use common::{findings, mamori, run_shopsim, shopsim};
 
 /// One seed: generate, run, check. Returns the findings.
 fn run_seed(kit: &std::path::Path, seed: u32) -> Vec<serde_json::Value> {
     let data = tempfile::tempdir().unwrap();
     let conn = data.path().join("conn.log");
-    let st = std::process::Command::new("python3")
-        .arg(kit)
-        .args(["conns", "--days", "30", "--seed", &seed.to_string()])
-        .arg(&conn)
-        .output()
-        .expect("run shopsim");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    let seed = seed.to_string();
+    run_shopsim(
+        kit,
+        [
+            "conns".as_ref(),
+            "--days".as_ref(),
+            "30".as_ref(),
+            "--seed".as_ref(),
+            seed.as_ref(),
+            conn.as_os_str(),
+        ],
     );
     let with = |ext: &str| data.path().join(format!("conn.log.{ext}"));
 

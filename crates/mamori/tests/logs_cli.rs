@@ -190,18 +190,13 @@ fn small_shopsim_log_without_config() {
     let Some(kit) = shopsim() else { return };
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("shop.log");
-    let st = std::process::Command::new("python3")
-        .arg(&kit)
-        .arg("access-log")
-        .arg(&log)
-        .args(["--days", "3", "--lines", "20000", "--seed", "7"])
-        .output()
-        .expect("run shopsim");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    let mut args = vec!["access-log".as_ref(), log.as_os_str()];
+    args.extend(
+        ["--days", "3", "--lines", "20000", "--seed", "7"]
+            .iter()
+            .map(std::ffi::OsStr::new),
     );
+    run_shopsim(&kit, args);
     let out = mamori(dir.path())
         .args(["--json", "logs", "shop.log"])
         .output()

@@ -23,6 +23,20 @@ pub fn shopsim() -> Option<PathBuf> {
     need(p.exists() && python, &what).then_some(p)
 }
 
+/// Run the scenario kit with `args`; panics with its stderr if it fails.
+pub fn run_shopsim<'a>(kit: &Path, args: impl IntoIterator<Item = &'a std::ffi::OsStr>) {
+    let st = std::process::Command::new("python3")
+        .arg(kit)
+        .args(args)
+        .output()
+        .expect("run shopsim");
+    assert!(
+        st.status.success(),
+        "shopsim failed: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
 /// Generate a shop tree with shopsim: returns (root, manifest json).
 pub fn shop_tree(
     dir: &Path,
@@ -32,24 +46,19 @@ pub fn shop_tree(
 ) -> Option<(PathBuf, serde_json::Value)> {
     let kit = shopsim()?;
     let root = dir.join("shop");
-    let st = std::process::Command::new("python3")
-        .arg(&kit)
-        .args(["tree"])
-        .arg(&root)
-        .args([
-            "--files",
-            &files.to_string(),
-            "--flavor",
-            flavor,
-            "--seed",
-            &seed.to_string(),
-        ])
-        .output()
-        .expect("run shopsim");
-    assert!(
-        st.status.success(),
-        "shopsim failed: {}",
-        String::from_utf8_lossy(&st.stderr)
+    let (files, seed) = (files.to_string(), seed.to_string());
+    run_shopsim(
+        &kit,
+        [
+            "tree".as_ref(),
+            root.as_os_str(),
+            "--files".as_ref(),
+            files.as_ref(),
+            "--flavor".as_ref(),
+            flavor.as_ref(),
+            "--seed".as_ref(),
+            seed.as_ref(),
+        ],
     );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("shop.manifest.json")).unwrap()).unwrap();
