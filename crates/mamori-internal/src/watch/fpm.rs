@@ -156,9 +156,7 @@ impl Fpm {
             let path = path.to_path_buf();
             move |source| FpmError::Script { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(err(dir))?;
-        // Traversable by the pool's user, not listable: the name is the only key.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(err(dir))?;
+        prepare_dir(dir).map_err(err(dir))?;
         // The name is the only key to the script: unguessable.
         let mut rnd = [0u8; 16];
         getrandom::fill(&mut rnd).map_err(|e| FpmError::Script {
@@ -186,6 +184,35 @@ impl Fpm {
             addr: self.addr.to_string(),
             said: summary(&stdout),
         })
+    }
+}
+
+/// The script directory: created 0711 (traversable by the pool's user, not listable: the
+/// random name is the only key). An existing directory is never re-moded (it may be one
+/// the system shares, e.g. /tmp) and is refused when others may write to it (they could
+/// swap the script) or when it is not a directory.
+fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let m = std::fs::symlink_metadata(dir)?;
+            if !m.is_dir() {
+                return Err(std::io::Error::other(
+                    "not a directory (set response.php_fpm_script_dir to a directory of mamori's own)",
+                ));
+            }
+            if m.mode() & 0o022 != 0 {
+                return Err(std::io::Error::other(
+                    "others may write to it; set response.php_fpm_script_dir to a directory of mamori's own (e.g. /run/mamori-fpm)",
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -289,6 +316,25 @@ mod tests {
         assert!(FpmAddr::parse("php-fpm").is_err());
         assert!(FpmAddr::parse("host:0").is_err());
         assert!(FpmAddr::parse(":9000").is_err());
+    }
+
+    #[test]
+    fn a_shared_or_odd_script_dir_is_refused_not_re_moded() {
+        let d = tempfile::tempdir().unwrap();
+        let shared = d.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(prepare_dir(&shared).is_err());
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o1777, "left as it was");
+        let file = d.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(prepare_dir(&file).is_err());
+        let fresh = d.path().join("a/b");
+        prepare_dir(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o711);
+        prepare_dir(&fresh).unwrap();
     }
 
     #[test]
