@@ -1039,16 +1039,23 @@ mod tests {
         assert_eq!(f.states()[0].1.offset, std::fs::metadata(&p).unwrap().len());
     }
 
-    #[test]
-    fn replay_follows_a_rotation_between_save_and_stop() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("access.log");
+    /// A follower of a new log in `dir` that read one attack, and the state it saved
+    /// then: (log, now, follower, state).
+    fn saved_after_one(dir: &Path) -> (PathBuf, i64, Follower, Vec<u8>) {
+        let p = dir.join("access.log");
         append(&p, "");
         let now = chrono::Utc::now().timestamp();
         let mut f = follower(&p, None, FollowOptions::default());
         append(&p, &sqli("203.0.113.10", now));
         f.poll(now);
         let saved = f.save_state();
+        (p, now, f, saved)
+    }
+
+    #[test]
+    fn replay_follows_a_rotation_between_save_and_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let (p, now, mut f, saved) = saved_after_one(d.path());
         append(&p, &sqli("203.0.113.11", now));
         std::fs::rename(&p, d.path().join("access.log.1")).unwrap();
         append(&p, &sqli("203.0.113.12", now));
@@ -1065,13 +1072,7 @@ mod tests {
     #[test]
     fn a_log_truncated_while_down_is_read_as_new() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("access.log");
-        append(&p, "");
-        let now = chrono::Utc::now().timestamp();
-        let mut f = follower(&p, None, FollowOptions::default());
-        append(&p, &sqli("203.0.113.10", now));
-        f.poll(now);
-        let saved = f.save_state();
+        let (p, now, mut f, saved) = saved_after_one(d.path());
         append(&p, &sqli("203.0.113.11", now));
         append(&p, &sqli("203.0.113.12", now));
         f.poll(now);
