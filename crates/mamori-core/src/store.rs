@@ -488,10 +488,18 @@ impl Store {
         let tx = self.conn.transaction().map_err(se)?;
         tx.execute("DELETE FROM baseline", []).map_err(se)?;
         tx.execute("DELETE FROM baseline_copy", []).map_err(se)?;
-        {
-            Self::insert_rows(&tx, entries, copies).map_err(se)?;
-        }
-        let sig = Self::sign_tx(&self.key, &tx, note).map_err(se)?;
+        // Rows in key order: appends to the table's B-tree, and the order the MAC covers,
+        // so it is computed from memory instead of reading the table back.
+        let mut sorted: Vec<&BaselineEntry> = entries.iter().collect();
+        sorted.sort_unstable_by(|a, b| (&a.root, &a.path).cmp(&(&b.root, &b.path)));
+        Self::insert_rows(&tx, sorted.iter().copied(), copies).map_err(se)?;
+        let sig = Self::sign_with(&self.key, &tx, note, sorted.len() as i64, |mac| {
+            for e in &sorted {
+                e.feed(mac);
+            }
+            Ok(())
+        })
+        .map_err(se)?;
         tx.commit().map_err(se)?;
         Ok(sig)
     }
@@ -529,7 +537,7 @@ impl Store {
                 del.execute(params![root, p]).map_err(se)?;
                 delc.execute(params![root, p]).map_err(se)?;
             }
-            Self::insert_rows(&tx, entries, copies).map_err(se)?;
+            Self::insert_rows(&tx, entries.iter(), copies).map_err(se)?;
         }
         let sig = Self::sign_tx(&self.key, &tx, note).map_err(se)?;
         tx.commit().map_err(se)?;
@@ -548,9 +556,9 @@ impl Store {
     }
 
     /// Insert baseline rows and their copies (inside the caller's transaction).
-    fn insert_rows(
+    fn insert_rows<'e>(
         tx: &rusqlite::Transaction<'_>,
-        entries: &[BaselineEntry],
+        entries: impl Iterator<Item = &'e BaselineEntry>,
         copies: &[(String, Vec<u8>, &str, Vec<u8>)],
     ) -> rusqlite::Result<()> {
         let mut ins = tx.prepare(
@@ -625,19 +633,40 @@ impl Store {
     /// Sign what the baseline table holds now, inside `tx`: next generation, row count,
     /// MAC, and the one signature record written.
     fn sign_tx(key: &Key, tx: &Connection, note: &str) -> rusqlite::Result<BaselineSig> {
+        let entries: i64 = tx.query_row("SELECT COUNT(*) FROM baseline", [], |r| r.get(0))?;
+        Self::sign_with(key, tx, note, entries, |mac| {
+            let mut st = tx.prepare(Self::SELECT_BASELINE)?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                Self::row_to_entry(r)?.feed(mac);
+            }
+            Ok(())
+        })
+    }
+
+    /// Sign with the rows fed by `feed`, which must give exactly the table's `entries`
+    /// rows in `SELECT_BASELINE` order (what [`Store::baseline_load`] verifies).
+    fn sign_with(
+        key: &Key,
+        tx: &Connection,
+        note: &str,
+        entries: i64,
+        feed: impl FnOnce(&mut HmacSha256) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<BaselineSig> {
         let generation: i64 = tx.query_row(
             "SELECT COALESCE(MAX(generation), 0) + 1 FROM baseline_sig",
             [],
             |r| r.get(0),
         )?;
-        let entries: i64 = tx.query_row("SELECT COUNT(*) FROM baseline", [], |r| r.get(0))?;
         let sig = BaselineSig {
             generation,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             note: note.to_string(),
             entries,
         };
-        let mac = Self::baseline_mac_tx(key, tx, &sig)?;
+        let mut mac = Self::sig_mac(key, &sig);
+        feed(&mut mac)?;
+        let mac = mac.finalize().into_bytes().to_vec();
         tx.execute(
             "INSERT INTO baseline_sig (id, generation, created_at, note, entries, mac)
              VALUES (1, ?1, ?2, ?3, ?4, ?5)
@@ -649,23 +678,28 @@ impl Store {
         Ok(sig)
     }
 
-    fn baseline_mac_tx(
-        key: &Key,
-        conn: &Connection,
-        sig: &BaselineSig,
-    ) -> rusqlite::Result<Vec<u8>> {
-        let mut mac = Self::sig_mac(key, sig);
-        let mut st = conn.prepare(Self::SELECT_BASELINE)?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            Self::row_to_entry(r)?.feed(&mut mac);
-        }
-        Ok(mac.finalize().into_bytes().to_vec())
-    }
-
     /// Load the baseline and verify its signature in the same pass. `Ok(None)` if no
     /// baseline was ever taken.
     pub fn baseline_load(&self) -> Result<Option<LoadedBaseline>> {
+        let mut entries = Vec::new();
+        Ok(self
+            .baseline_each(|e| entries.push(e))?
+            .map(|(sig, tampered)| LoadedBaseline {
+                entries,
+                sig,
+                tampered,
+            }))
+    }
+
+    /// The baseline one entry at a time, in (root, path) order, verifying its signature
+    /// on the way: for a caller that keeps only what it needs (`check` keeps the entries
+    /// that changed, not a 100k-file shop's every row). `Ok(None)` if no baseline was
+    /// ever taken; else the signature record and, if it failed, why. The verdict comes
+    /// at the end: a caller must not act on the entries before it has it.
+    pub fn baseline_each(
+        &self,
+        mut each: impl FnMut(BaselineEntry),
+    ) -> Result<Option<(BaselineSig, Option<String>)>> {
         let sig_row: Option<(BaselineSig, Vec<u8>)> = self
             .conn
             .query_row(
@@ -685,27 +719,26 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let row_count: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM baseline", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
         let Some((sig, stored_mac)) = sig_row else {
+            let row_count: i64 = self
+                .conn
+                .query_row("SELECT COUNT(*) FROM baseline", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
             if row_count == 0 {
                 return Ok(None);
             }
-            return Ok(Some(LoadedBaseline {
-                entries: Vec::new(),
-                sig: BaselineSig {
+            return Ok(Some((
+                BaselineSig {
                     generation: 0,
                     created_at: String::new(),
                     note: String::new(),
                     entries: row_count,
                 },
-                tampered: Some("the baseline has rows but no signature record".into()),
-            }));
+                Some("the baseline has rows but no signature record".into()),
+            )));
         };
         let mut mac = Self::sig_mac(&self.key, &sig);
-        let mut entries = Vec::with_capacity(row_count.max(0) as usize);
+        let mut n = 0i64;
         {
             let mut st = self
                 .conn
@@ -715,15 +748,15 @@ impl Store {
             while let Some(r) = rows.next().map_err(|e| self.err(e))? {
                 let e = Self::row_to_entry(r).map_err(|e| self.err(e))?;
                 e.feed(&mut mac);
-                entries.push(e);
+                n += 1;
+                each(e);
             }
         }
         let tampered = if mac.verify_slice(&stored_mac).is_err() {
-            Some(if sig.entries != entries.len() as i64 {
+            Some(if sig.entries != n {
                 format!(
-                    "signature does not verify: {} rows signed, {} present",
-                    sig.entries,
-                    entries.len()
+                    "signature does not verify: {} rows signed, {n} present",
+                    sig.entries
                 )
             } else {
                 "signature does not verify: a baseline row was changed".to_string()
@@ -731,11 +764,7 @@ impl Store {
         } else {
             None
         };
-        Ok(Some(LoadedBaseline {
-            entries,
-            sig,
-            tampered,
-        }))
+        Ok(Some((sig, tampered)))
     }
 
     /// The stored known-good copy of a file: (codec, data).
@@ -986,6 +1015,40 @@ mod tests {
             .execute("DELETE FROM baseline WHERE path = X'622E706870'", [])
             .unwrap();
         assert!(s.baseline_load().unwrap().unwrap().tampered.is_some());
+    }
+
+    #[test]
+    fn a_baseline_signed_from_memory_verifies_whatever_order_it_came_in() {
+        // The MAC of a replaced baseline is computed from the entries in Rust's order; the
+        // load verifies it in SQLite's ORDER BY order. Bytes ≥ 0x80, prefixes, separators
+        // and several roots must sort the same in both.
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path());
+        let mut entries = Vec::new();
+        for (root, p) in [
+            ("/srv/shop", &b"a/b"[..]),
+            ("/srv/shop", b"a-b"),
+            ("/srv/shop", b"a"),
+            ("/srv/shop", b"\xff\xfe"),
+            ("/srv/shop", b"Z"),
+            ("/srv/shop", b"\xe3\x81\x82.php"),
+            ("/srv/shop", b""),
+            ("/srv/shop2", b"a"),
+            ("/srv/sho", b"z"),
+            ("/srv/ショップ", b"a"),
+        ] {
+            let mut e = entry("x");
+            e.root = root.into();
+            e.path = p.to_vec();
+            entries.push(e);
+        }
+        s.baseline_replace("init", &entries, &[]).unwrap();
+        let b = s.baseline_load().unwrap().unwrap();
+        assert!(b.tampered.is_none(), "{:?}", b.tampered);
+        assert_eq!(b.entries.len(), entries.len());
+        // And a re-sign that reads the table back agrees with it.
+        s.baseline_update("again", &[], &[], &[]).unwrap();
+        assert!(s.baseline_load().unwrap().unwrap().tampered.is_none());
     }
 
     #[test]

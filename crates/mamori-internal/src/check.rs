@@ -215,6 +215,9 @@ pub(crate) fn observe(
 
 /// Compare `roots` with `baseline`. `copy` fetches a known-good copy (decompressed) for
 /// diffs. Entries of roots no longer configured are left alone.
+///
+/// Without `full`, this is [`walk_roots`] then a [`Merge`] with the baseline: a caller
+/// with the baseline still in the store streams it into the merge instead of loading it.
 pub fn check(
     roots: &[Arc<RootRules>],
     baseline: &[BaselineEntry],
@@ -222,6 +225,15 @@ pub fn check(
     opts: &CheckOptions<'_>,
     counter: &AtomicU64,
 ) -> CheckOutcome {
+    if !opts.full {
+        let mut merge = Merge::new(roots, walk_roots(roots, opts.cfg, counter));
+        let mut sorted: Vec<&BaselineEntry> = baseline.iter().collect();
+        sorted.sort_unstable_by(|a, b| (&a.root, &a.path).cmp(&(&b.root, &b.path)));
+        for e in sorted {
+            merge.feed(e);
+        }
+        return merge.finish(copy, opts);
+    }
     let mut out = CheckOutcome::default();
     for rules in roots {
         let root_key = rules.key();
@@ -238,6 +250,11 @@ pub fn check(
         };
         check_root(rules, &root, copy, opts, counter, &mut out);
     }
+    sort_outcome(&mut out);
+    out
+}
+
+fn sort_outcome(out: &mut CheckOutcome) {
     out.findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -245,7 +262,306 @@ pub fn check(
             .then_with(|| a.kind.as_str().cmp(b.kind.as_str()))
     });
     out.warnings.sort_by(|a, b| a.path.cmp(&b.path));
-    out
+}
+
+/// What `check` compares without opening a file: one walked entry's `lstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    ftype: FileType,
+    size: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+}
+
+impl Stat {
+    fn of(m: &std::fs::Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
+        Stat {
+            ftype: baseline::file_type(m),
+            size: m.size(),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            ino: m.ino(),
+        }
+    }
+
+    /// Whether this entry, against its baseline entry, can be passed without a closer
+    /// look: same type, owner and mode, and for a file the same size, times and inode
+    /// (the rule [`observe`] applies without `full`). Symlinks always get the closer
+    /// look (their target is read).
+    fn unchanged(&self, old: &BaselineEntry) -> bool {
+        if self.ftype != old.ftype
+            || self.mode != old.mode
+            || self.uid != old.uid
+            || self.gid != old.gid
+        {
+            return false;
+        }
+        match self.ftype {
+            FileType::Dir | FileType::Special => true,
+            FileType::Symlink => false,
+            FileType::File => {
+                self.size == old.size
+                    && self.mtime_ns == old.mtime_ns
+                    && self.ctime_ns == old.ctime_ns
+                    && self.ino == old.ino
+            }
+        }
+    }
+}
+
+/// The stat walk of every root, done before (or while) the baseline is loaded: per
+/// root, each entry's relative path and [`Stat`], and the walk's warnings.
+#[derive(Debug, Default)]
+pub struct Walked {
+    roots: Vec<WalkedRoot>,
+}
+
+/// One root's walk: (relative path, stat) per entry, and the walk's warnings.
+type WalkedRoot = (Vec<(Box<[u8]>, Stat)>, Vec<Warning>);
+
+/// Walk `roots` (stat only, nothing opened), for a [`Merge`].
+pub fn walk_roots(roots: &[Arc<RootRules>], cfg: &BaselineConfig, counter: &AtomicU64) -> Walked {
+    let threads = walk::threads(cfg.threads);
+    Walked {
+        roots: roots
+            .iter()
+            .map(|rules| {
+                walk::walk(rules, threads, counter, |item| {
+                    Ok(Some((
+                        item.rel.as_os_str().as_bytes().into(),
+                        Stat::of(&item.meta),
+                    )))
+                })
+            })
+            .collect(),
+    }
+}
+
+/// One root's side of a [`Merge`].
+struct RootMerge {
+    rules: Arc<RootRules>,
+    key: String,
+    /// The walk's entries, sorted by path (the store's order).
+    items: Vec<(Box<[u8]>, Stat)>,
+    cursor: usize,
+    warnings: Vec<Warning>,
+    /// Baseline entries fed for this root.
+    fed: usize,
+    /// Baseline entries the walk did not see (deletion candidates).
+    gone: Vec<BaselineEntry>,
+}
+
+/// Compare what [`walk_roots`] saw with the baseline as it streams out of the store, in
+/// (root, path) order ([`Merge::feed`]), as [`check`] does without `full`: a merge of two
+/// sorted lists. An entry whose stat matches its baseline entry is passed; only the
+/// baseline entries of what changed or went are kept, so a 100k-file shop's baseline is
+/// never held in memory. [`Merge::finish`] looks again (from the disk, in parallel, with
+/// the same [`observe`] as the one-phase walk) at the rest and reports.
+pub struct Merge {
+    roots: Vec<RootMerge>,
+    /// The root of the previous fed entry (entries come grouped by root).
+    last: usize,
+    /// Entries to look at again: (root, relative path, position in `kept`).
+    closer: Vec<(usize, Box<[u8]>, Option<usize>)>,
+    /// The baseline entries of `closer`.
+    kept: Vec<BaselineEntry>,
+}
+
+impl Merge {
+    pub fn new(roots: &[Arc<RootRules>], walked: Walked) -> Merge {
+        let roots = roots
+            .iter()
+            .zip(walked.roots)
+            .map(|(rules, (mut items, warnings))| {
+                items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                RootMerge {
+                    rules: Arc::clone(rules),
+                    key: rules.key(),
+                    items,
+                    cursor: 0,
+                    warnings,
+                    fed: 0,
+                    gone: Vec::new(),
+                }
+            })
+            .collect();
+        Merge {
+            roots,
+            last: 0,
+            closer: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
+
+    /// Walked entries of root `ri` before `upto` (all with `None`) that the baseline does
+    /// not have: new (directories themselves are not reported, what is inside them is).
+    fn added_until(&mut self, ri: usize, upto: Option<&[u8]>) {
+        let r = &mut self.roots[ri];
+        while let Some((rel, st)) = r.items.get_mut(r.cursor) {
+            if upto.is_some_and(|p| &rel[..] >= p) {
+                break;
+            }
+            if st.ftype != FileType::Dir {
+                self.closer.push((ri, std::mem::take(rel), None));
+            }
+            r.cursor += 1;
+        }
+    }
+
+    /// The next baseline entry, in (root, path) order. Entries of roots not configured
+    /// any more are left alone.
+    pub fn feed(&mut self, e: &BaselineEntry) {
+        let ri = if self.roots.get(self.last).is_some_and(|r| r.key == e.root) {
+            self.last
+        } else {
+            match self.roots.iter().position(|r| r.key == e.root) {
+                Some(i) => i,
+                None => return,
+            }
+        };
+        self.last = ri;
+        self.roots[ri].fed += 1;
+        self.added_until(ri, Some(&e.path));
+        let r = &mut self.roots[ri];
+        match r.items.get_mut(r.cursor) {
+            Some((rel, st)) if rel[..] == e.path[..] => {
+                if !st.unchanged(e) {
+                    self.kept.push(e.clone());
+                    self.closer
+                        .push((ri, std::mem::take(rel), Some(self.kept.len() - 1)));
+                }
+                r.cursor += 1;
+            }
+            _ => {
+                if e.ftype != FileType::Dir {
+                    r.gone.push(e.clone());
+                }
+            }
+        }
+    }
+
+    /// Look again at what changed and report, as [`check`] does.
+    pub fn finish(mut self, copy: &CopyFn<'_>, opts: &CheckOptions<'_>) -> CheckOutcome {
+        use rayon::prelude::*;
+        let mut out = CheckOutcome::default();
+        for ri in 0..self.roots.len() {
+            if self.roots[ri].fed == 0 {
+                // No baseline for this root yet: say so, report nothing of it.
+                out.warnings
+                    .push(no_baseline_yet(self.roots[ri].key.clone(), opts.lang));
+                continue;
+            }
+            self.added_until(ri, None);
+        }
+        let rehashed = AtomicU64::new(0);
+        let hashed = AtomicU64::new(0);
+        let (roots, kept) = (&self.roots, &self.kept);
+        let looked: Vec<(usize, Result<Option<Obs>, Warning>)> = self
+            .closer
+            .par_iter()
+            .map(|(ri, rel, k)| {
+                let r = &roots[*ri];
+                let relp = Path::new(std::ffi::OsStr::from_bytes(rel));
+                let abs = r.rules.root.join(relp);
+                let looked = std::fs::symlink_metadata(&abs)
+                    .map_err(|e| Warning {
+                        path: display(rel),
+                        kind: if e.kind() == std::io::ErrorKind::NotFound {
+                            WarnKind::Vanished
+                        } else {
+                            WarnKind::Unreadable(e.to_string())
+                        },
+                    })
+                    .and_then(|meta| {
+                        let item = walk::Item {
+                            rel: relp,
+                            abs: &abs,
+                            meta,
+                        };
+                        let base = k.map(|k| (k, &kept[k]));
+                        observe(&r.rules, &r.key, &item, base, opts, &rehashed, &hashed)
+                    });
+                (*ri, looked)
+            })
+            .collect();
+        out.rehashed += rehashed.load(Ordering::Relaxed);
+        out.bytes_hashed += hashed.load(Ordering::Relaxed);
+        for (ri, r) in looked {
+            let root = &roots[ri];
+            match r {
+                Ok(Some(o)) => out.findings.push(finding_for(
+                    &root.rules,
+                    &root.key,
+                    &o,
+                    |i| &kept[i],
+                    copy,
+                    opts,
+                )),
+                Ok(None) => {}
+                Err(w) => out.warnings.push(w),
+            }
+        }
+        for r in roots.iter().filter(|r| r.fed > 0) {
+            deletions(
+                &r.rules,
+                &r.key,
+                &r.warnings,
+                r.gone.len(),
+                |i| &r.gone[i],
+                |_| false,
+                opts,
+                &mut out,
+            );
+        }
+        for r in self.roots {
+            out.warnings.extend(r.warnings);
+        }
+        sort_outcome(&mut out);
+        out
+    }
+}
+
+/// Baseline entries of a root not seen by its walk, as `file.deleted`, except ignored
+/// paths and what lies under a directory the walk could not list (unknown, not gone).
+#[allow(clippy::too_many_arguments)]
+fn deletions<'e>(
+    rules: &RootRules,
+    root_key: &str,
+    warnings: &[Warning],
+    len: usize,
+    entry: impl Fn(usize) -> &'e BaselineEntry,
+    was_seen: impl Fn(usize) -> bool,
+    opts: &CheckOptions<'_>,
+    out: &mut CheckOutcome,
+) {
+    let unlisted: Vec<&[u8]> = warnings
+        .iter()
+        .filter(|w| matches!(w.kind, WarnKind::WalkError(_)))
+        .map(|w| w.path.as_bytes())
+        .collect();
+    for i in 0..len {
+        let e = entry(i);
+        if was_seen(i) || e.ftype == FileType::Dir {
+            continue;
+        }
+        let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
+        if rules.is_ignored(rel, false)
+            || unlisted
+                .iter()
+                .any(|u| e.path.starts_with(u) && e.path.get(u.len()) == Some(&b'/'))
+        {
+            continue;
+        }
+        out.findings.push(deleted(root_key, e, opts));
+    }
 }
 
 /// One root's baseline as the caller holds it: `len` entries, `entry(i)`, and `find`
@@ -271,14 +587,7 @@ pub fn check_root<'e, E, F>(
 {
     let root_key = rules.key();
     if base.len == 0 {
-        out.warnings.push(Warning {
-            path: root_key.clone(),
-            kind: WarnKind::WalkError(tr!(
-                opts.lang,
-                "this root has no baseline yet; run `mamori baseline --approve`",
-                "このルートにはまだベースラインがありません。`mamori baseline --approve` を実行してください"
-            )),
-        });
+        out.warnings.push(no_baseline_yet(root_key, opts.lang));
         return;
     }
     let threads = walk::threads(opts.cfg.threads);
@@ -295,31 +604,31 @@ pub fn check_root<'e, E, F>(
     });
     out.rehashed += rehashed.load(Ordering::Relaxed);
     out.bytes_hashed += hashed.load(Ordering::Relaxed);
-    // Directories that could not be listed: their children are unknown, not deleted.
-    let unlisted: Vec<Vec<u8>> = warnings
-        .iter()
-        .filter(|w| matches!(w.kind, WarnKind::WalkError(_)))
-        .map(|w| w.path.as_bytes().to_vec())
-        .collect();
-    out.warnings.extend(warnings);
     for o in obs {
         out.findings
             .push(finding_for(rules, &root_key, &o, &base.entry, copy, opts));
     }
-    for (i, was_seen) in seen.iter().enumerate() {
-        let e = (base.entry)(i);
-        if was_seen.load(Ordering::Relaxed) || e.ftype == FileType::Dir {
-            continue;
-        }
-        let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
-        if rules.is_ignored(rel, false)
-            || unlisted
-                .iter()
-                .any(|u| e.path.starts_with(u) && e.path.get(u.len()) == Some(&b'/'))
-        {
-            continue;
-        }
-        out.findings.push(deleted(e, opts));
+    deletions(
+        rules,
+        &root_key,
+        &warnings,
+        base.len,
+        &base.entry,
+        |i| seen[i].load(Ordering::Relaxed),
+        opts,
+        out,
+    );
+    out.warnings.extend(warnings);
+}
+
+fn no_baseline_yet(root_key: String, lang: Lang) -> Warning {
+    Warning {
+        path: root_key,
+        kind: WarnKind::WalkError(tr!(
+            lang,
+            "this root has no baseline yet; run `mamori baseline --approve`",
+            "このルートにはまだベースラインがありません。`mamori baseline --approve` を実行してください"
+        )),
     }
 }
 
@@ -476,7 +785,7 @@ pub(crate) fn finding_for<'e>(
                     && old.flags & flags::COPY != 0
                     && let Some(newc) = content
                 {
-                    match copy(&old.root, &old.path) {
+                    match copy(root_key, &old.path) {
                         Some(oldc) if old.blake3 == Some(*blake3::hash(&oldc).as_bytes()) => {
                             ev["diff"] =
                                 json!(crate::diff::unified(&oldc, newc, &p, opts.diff_lines));
@@ -554,7 +863,7 @@ pub(crate) fn finding_for<'e>(
     }
 }
 
-pub(crate) fn deleted(e: &BaselineEntry, opts: &CheckOptions<'_>) -> Finding {
+pub(crate) fn deleted(root_key: &str, e: &BaselineEntry, opts: &CheckOptions<'_>) -> Finding {
     let p = display(&e.path);
     let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
     let sev = if e.is_critical() {
@@ -582,7 +891,7 @@ pub(crate) fn deleted(e: &BaselineEntry, opts: &CheckOptions<'_>) -> Finding {
     ev["time_note"] = json!("deletion time unknown: `time` is when it was noticed");
     Finding::new(Kind::FileDeleted, sev, Utc::now(), opts.host, summary)
         .with_path(p)
-        .with_root(e.root.clone())
+        .with_root(root_key)
         .with_checklist(CHECKLIST)
         .with_evidence(ev)
 }
@@ -670,6 +979,110 @@ pub(crate) mod tests {
         let out = run(&rules, built.entries, false);
         assert!(out.findings.is_empty(), "{:?}", out.findings);
         assert_eq!(out.rehashed, 1);
+    }
+
+    #[test]
+    fn the_stat_walk_then_compare_reports_what_the_visiting_walk_reports() {
+        use std::os::unix::fs::PermissionsExt;
+        let (d, rules) = setup();
+        let root = d.path().join("shop");
+        for (p, c) in [
+            ("vendor/b.php", "<?php // b\n"),
+            ("vendor/gone.php", "<?php // gone\n"),
+            ("vendor/dir_later.txt", "x"),
+            ("html/index.html", "<html>"),
+        ] {
+            std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+            std::fs::write(root.join(p), c).unwrap();
+        }
+        std::os::unix::fs::symlink("a.php", root.join("vendor/link")).unwrap();
+        let cfg = BaselineConfig::default();
+        let built = crate::baseline::build(std::slice::from_ref(&rules), &cfg, &AtomicU64::new(0));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Content changed with the mtime put back (size kept).
+        let pay = root.join("app/Plugin/Payment/CardPayment.php");
+        let mtime = std::fs::metadata(&pay).unwrap().modified().unwrap();
+        std::fs::write(&pay, "<?php // PAY\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&pay)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::remove_file(root.join("vendor/gone.php")).unwrap();
+        std::fs::set_permissions(
+            root.join("vendor/b.php"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        std::fs::remove_file(root.join("vendor/link")).unwrap();
+        std::os::unix::fs::symlink("b.php", root.join("vendor/link")).unwrap();
+        std::fs::remove_file(root.join("vendor/dir_later.txt")).unwrap();
+        std::fs::create_dir(root.join("vendor/dir_later.txt")).unwrap();
+        std::fs::create_dir_all(root.join("html/upload/new")).unwrap();
+        std::fs::write(
+            root.join("html/upload/new/shell.php"),
+            "<?php system($_GET[1]);",
+        )
+        .unwrap();
+        // Rewritten with the same bytes: looked at, not reported.
+        std::fs::write(root.join("html/index.html"), "<html>").unwrap();
+
+        let opts = CheckOptions {
+            cfg: &cfg,
+            full: false,
+            host: "h",
+            lang: Lang::En,
+            diff_lines: 10,
+        };
+        let key = rules.key();
+        let entries: Vec<&BaselineEntry> = built.entries.iter().collect();
+        let index: HashMap<&[u8], usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.as_slice(), i))
+            .collect();
+        let mut visiting = CheckOutcome::default();
+        check_root(
+            &rules,
+            &RootBaseline {
+                len: entries.len(),
+                entry: |i| entries[i],
+                find: |p: &[u8]| index.get(p).copied(),
+            },
+            &|_, _| None,
+            &opts,
+            &AtomicU64::new(0),
+            &mut visiting,
+        );
+        sort_outcome(&mut visiting);
+        // check() without full: the stat walk, then the merge with the baseline.
+        let two_phase = run(&rules, built.entries.clone(), false);
+        let sum = |o: &CheckOutcome| {
+            o.findings
+                .iter()
+                .map(|f| (f.kind, f.path.clone(), f.severity, f.root.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sum(&two_phase), sum(&visiting));
+        assert_eq!(two_phase.rehashed, visiting.rehashed);
+        let got = sum(&two_phase);
+        for (kind, path) in [
+            (Kind::FileModified, "app/Plugin/Payment/CardPayment.php"),
+            (Kind::FileDeleted, "vendor/gone.php"),
+            (Kind::FileMeta, "vendor/b.php"),
+            (Kind::FileModified, "vendor/link"),
+            (Kind::FileModified, "vendor/dir_later.txt"),
+            (Kind::FileAdded, "html/upload/new/shell.php"),
+        ] {
+            assert!(
+                got.iter().any(|(k, p, _, r)| *k == kind
+                    && p.as_deref() == Some(path)
+                    && r.as_deref() == Some(key.as_str())),
+                "{kind:?} {path} missing from {got:?}"
+            );
+        }
+        assert_eq!(got.len(), 6, "{got:?}");
     }
 
     #[test]

@@ -71,29 +71,18 @@ fn hash_open(
     let mut s2 = sha256.then(sha2::Sha256::new);
     let keep = keep_up_to.is_some_and(|k| meta.size() <= k);
     let mut content = keep.then(|| Vec::with_capacity(meta.size() as usize));
-    let mut buf = vec![
-        0u8;
-        if meta.size() < 65536 {
-            65536
-        } else {
-            256 * 1024
-        }
-    ];
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(HashError::Io(e)),
-        };
-        b3.update(&buf[..n]);
-        if let Some(s) = s2.as_mut() {
-            s.update(&buf[..n]);
-        }
-        if let Some(c) = content.as_mut() {
-            c.extend_from_slice(&buf[..n]);
-        }
+    // One read buffer per thread, reused for every file (a fresh 256 KiB buffer per file
+    // was an mmap/munmap pair, or heap churn, for each of a shop's 100k files).
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < READ_BUF {
+            buf.resize(READ_BUF, 0);
+        }
+        read_into(&mut f, &mut buf, &mut b3, s2.as_mut(), content.as_mut())
+    })?;
     if let Some(c) = &content
         && !looks_text(c)
     {
@@ -105,6 +94,34 @@ fn hash_open(
         meta,
         content,
     })
+}
+
+const READ_BUF: usize = 256 * 1024;
+
+fn read_into(
+    f: &mut File,
+    buf: &mut [u8],
+    b3: &mut blake3::Hasher,
+    mut s2: Option<&mut sha2::Sha256>,
+    mut content: Option<&mut Vec<u8>>,
+) -> Result<(), HashError> {
+    use sha2::Digest;
+    loop {
+        let n = match f.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HashError::Io(e)),
+        };
+        b3.update(&buf[..n]);
+        if let Some(s) = s2.as_deref_mut() {
+            s.update(&buf[..n]);
+        }
+        if let Some(c) = content.as_deref_mut() {
+            c.extend_from_slice(&buf[..n]);
+        }
+    }
+    Ok(())
 }
 
 pub fn hex(h: &[u8]) -> String {

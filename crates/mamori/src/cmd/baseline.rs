@@ -22,10 +22,11 @@ pub struct BaselineArgs {
 pub fn run(ctx: &Ctx, a: &BaselineArgs) -> Result<u8> {
     let loaded = ctx.config()?;
     let lang = ctx.lang;
-    let store = ctx.store()?;
-    if let Some(existing) = store.baseline_load()? {
-        drop(store);
-        if !a.approve {
+    // With --approve the changes are accepted as they are: the old baseline is not read.
+    if !a.approve {
+        let store = ctx.store()?;
+        if let Some(existing) = store.baseline_load()? {
+            drop(store);
             // Never silently bless a tampered tree: show what would be accepted.
             let out = super::check::compare(ctx, loaded, existing, false)?;
             if !out.findings.is_empty() {

@@ -65,21 +65,34 @@ fn tampered(ctx: &Ctx, what: &str, reason: &str) -> Finding {
 
 /// Compare the tree with `base`, report tampering of the baseline itself first.
 pub fn compare(ctx: &Ctx, loaded: &Loaded, base: LoadedBaseline, full: bool) -> Result<Compared> {
-    compare_with(ctx, loaded, base, full, 200)
+    let rules = root_rules(loaded, ctx.lang)?;
+    compare_with(ctx, loaded, &rules, Against::Loaded(base, full), 200)
+}
+
+/// What the tree is compared with.
+enum Against {
+    /// A baseline already in memory (`--full`, or a caller that had it anyway).
+    Loaded(LoadedBaseline, bool),
+    /// The stat walk merged with the baseline as it streamed from the store, and the
+    /// signature's verdict.
+    Merged(check::Merge, Option<String>),
 }
 
 fn compare_with(
     ctx: &Ctx,
     loaded: &Loaded,
-    base: LoadedBaseline,
-    full: bool,
+    rules: &[Arc<RootRules>],
+    against: Against,
     diff_lines: usize,
 ) -> Result<Compared> {
     let mut findings = Vec::new();
-    if let Some(reason) = &base.tampered {
+    let (reason, full) = match &against {
+        Against::Loaded(b, full) => (b.tampered.as_deref(), *full),
+        Against::Merged(_, t) => (t.as_deref(), false),
+    };
+    if let Some(reason) = reason {
         findings.push(tampered(ctx, "baseline", reason));
     }
-    let rules = root_rules(loaded, ctx.lang)?;
     let store = crate::ctx::open_store(&loaded.db_path(), &loaded.key_file())?;
     if let ChainStatus::Broken { reason, .. } = store.verify_events()? {
         findings.push(tampered(ctx, "event_log", &reason));
@@ -97,15 +110,20 @@ fn compare_with(
         lang: ctx.lang,
         diff_lines,
     };
-    let counter = std::sync::atomic::AtomicU64::new(0);
-    let msg = tr!(ctx.lang, "checking", "検査中");
-    let out = crate::progress::with_counter(ctx.quiet, &msg, &counter, || {
-        check::check(&rules, &base.entries, &copy, &opts, &counter)
-    });
+    let out = match against {
+        Against::Merged(m, _) => m.finish(&copy, &opts),
+        Against::Loaded(base, _) => {
+            let counter = std::sync::atomic::AtomicU64::new(0);
+            let msg = tr!(ctx.lang, "checking", "検査中");
+            crate::progress::with_counter(ctx.quiet, &msg, &counter, || {
+                check::check(rules, &base.entries, &copy, &opts, &counter)
+            })
+        }
+    };
     super::print_warnings(ctx, &out.warnings);
     findings.extend(out.findings);
     // What is each new or changed file? (rules compiled only when something changed)
-    let targets = super::scan::ChangeScanner::targets(&rules, &findings);
+    let targets = super::scan::ChangeScanner::targets(rules, &findings);
     if !targets.is_empty() {
         let scanner = super::scan::ChangeScanner::new(ctx)?;
         findings.extend(scanner.scan(ctx, &targets));
@@ -115,15 +133,29 @@ fn compare_with(
 
 pub fn run(ctx: &Ctx, a: &CheckArgs) -> Result<u8> {
     let loaded = ctx.config()?;
-    let store = ctx.store()?;
-    let Some(base) = store.baseline_load()? else {
-        return Err(mamori_core::Error::NoBaseline {
-            state: loaded.state_dir(),
-        }
-        .into());
+    let rules = root_rules(loaded, ctx.lang)?;
+    let no_baseline = || mamori_core::Error::NoBaseline {
+        state: loaded.state_dir(),
     };
-    drop(store);
-    let cmp = compare_with(ctx, loaded, base, a.full, a.diff_lines)?;
+    let against = if a.full {
+        let base = ctx.store()?.baseline_load()?.ok_or_else(no_baseline)?;
+        Against::Loaded(base, true)
+    } else {
+        // Without --full: stat every entry, then stream the baseline out of the store
+        // against the sorted walk, keeping only the entries of what changed.
+        let counter = std::sync::atomic::AtomicU64::new(0);
+        let msg = tr!(ctx.lang, "checking", "検査中");
+        let walked = crate::progress::with_counter(ctx.quiet, &msg, &counter, || {
+            check::walk_roots(&rules, &loaded.config.baseline, &counter)
+        });
+        let mut merge = check::Merge::new(&rules, walked);
+        let (_, tampered) = ctx
+            .store()?
+            .baseline_each(|e| merge.feed(&e))?
+            .ok_or_else(no_baseline)?;
+        Against::Merged(merge, tampered)
+    };
+    let cmp = compare_with(ctx, loaded, &rules, against, a.diff_lines)?;
     // Record first, then print: nothing found is lost if stdout breaks.
     ctx.store()?.append_findings(&cmp.findings)?;
     let code = ctx.emit(&cmp.findings)?;
