@@ -47,31 +47,48 @@ run() {
   results+=("$label|$best_e|$best_m|$best_c")
 }
 
+# rage: the Rust age tool, built on the same `age` crate mamori uses (not packaged in
+# Debian; built once from crates.io into a cache outside the clone, RAGE=0 to skip).
+RAGE_BIN=$(command -v rage || true)
+if [ -z "$RAGE_BIN" ] && [ "${RAGE:-1}" = 1 ]; then
+  RAGE_ROOT=${RAGE_ROOT:-/var/cache/mamori/rage}
+  [ -x "$RAGE_ROOT/bin/rage" ] || cargo install -q --locked rage --root "$RAGE_ROOT" >&2
+  RAGE_BIN="$RAGE_ROOT/bin/rage"
+fi
+
+# Neither tool fsyncs a file it leaves beside its input (mamori fsyncs only in seal.watch,
+# before it deletes the plaintext), so these are like for like.
 run "mamori seal"   "$WORK/m.age" "${MAMORI[@]}" seal -r "$R" -o "$WORK/m.age" "$WORK/in.bin"
 run "age -e"        "$WORK/a.age" age -r "$R" -o "$WORK/a.age" "$WORK/in.bin"
-# mamori fsyncs before its rename (durability before the plaintext is removed); age does
-# not, so also time age followed by sync(1) for a like-for-like figure.
-run "age -e + sync" "$WORK/a.age" sh -c 'age -r "$1" -o "$2" "$3" && sync' _ "$R" "$WORK/a.age" "$WORK/in.bin"
+[ -n "$RAGE_BIN" ] && run "rage -e" "$WORK/r.age" "$RAGE_BIN" -e -r "$R" -o "$WORK/r.age" "$WORK/in.bin"
+rm -f "$WORK/r.age"
 run "mamori unseal" "$WORK/m.out" "${MAMORI[@]}" unseal -i "$WORK/key.txt" -o "$WORK/m.out" "$WORK/a.age"
 cmp -s "$WORK/in.bin" "$WORK/m.out" || { echo "mamori unseal output differs" >&2; exit 1; }
 rm -f "$WORK/m.out"
 run "age -d"        "$WORK/a.out" age -d -i "$WORK/key.txt" -o "$WORK/a.out" "$WORK/m.age"
 cmp -s "$WORK/in.bin" "$WORK/a.out" || { echo "age -d output differs" >&2; exit 1; }
-run "age -d + sync" "$WORK/a.out" sh -c 'age -d -i "$1" -o "$2" "$3" && sync' _ "$WORK/key.txt" "$WORK/a.out" "$WORK/m.age"
 rm -f "$WORK/a.out"
-if command -v rage >/dev/null; then
-  run "rage -e" "$WORK/r.age" rage -r "$R" -o "$WORK/r.age" "$WORK/in.bin"
-  run "rage -d" "$WORK/r.out" rage -d -i "$WORK/key.txt" -o "$WORK/r.out" "$WORK/r.age"
+if [ -n "$RAGE_BIN" ]; then
+  run "rage -d" "$WORK/r.out" "$RAGE_BIN" -d -i "$WORK/key.txt" -o "$WORK/r.out" "$WORK/m.age"
+  cmp -s "$WORK/in.bin" "$WORK/r.out" || { echo "rage -d output differs" >&2; exit 1; }
   rm -f "$WORK/r.out"
 else
-  echo "rage not installed: skipped" >&2
+  echo "rage not available: skipped" >&2
 fi
 
-echo "| operation | wall s | MiB/s | CPU s (user+sys) | peak RSS KiB |"
-echo "| --- | --- | --- | --- | --- |"
+# throughput ratio = other tool's wall / mamori's wall for the same direction
+wall() { for r in "${results[@]}"; do IFS='|' read -r l e _ _ <<<"$r"; [ "$l" = "$1" ] && echo "$e"; done; }
+ratio() { local a b; a=$(wall "$1"); b=$(wall "$2"); [ -n "$a" ] && [ -n "$b" ] && awk "BEGIN{printf \"%.2f\", $b / $a}"; }
+echo "| operation | wall s | MiB/s | CPU s (user+sys) | peak RSS KiB | mamori throughput ÷ this |"
+echo "| --- | --- | --- | --- | --- | --- |"
 for r in "${results[@]}"; do
   IFS='|' read -r label e m c <<<"$r"
   rate=$(awk "BEGIN{ if ($e > 0) printf \"%.0f\", $SIZE_MB / $e; else print \"-\" }")
-  echo "| $label | $e | $rate | $c | $m |"
+  case $label in
+    "age -e"|"rage -e") rel=$(ratio "mamori seal" "$label") ;;
+    "age -d"|"rage -d") rel=$(ratio "mamori unseal" "$label") ;;
+    *) rel="" ;;
+  esac
+  echo "| $label | $e | $rate | $c | $m | $rel |"
 done
 echo "(${SIZE_MB} MiB, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $(date -u +%F))"

@@ -14,6 +14,8 @@ use std::time::Duration;
 /// Most recipient stanzas a header may carry before any X25519 work is done.
 pub const MAX_STANZAS: usize = 64;
 const MAX_HEADER: usize = 1 << 20;
+/// The age payload's chunk size (STREAM, 64 KiB of plaintext per chunk).
+const CHUNK: usize = 64 << 10;
 
 /// A new X25519 key pair: (`AGE-SECRET-KEY-1…`, `age1…`).
 pub fn keygen() -> (String, String) {
@@ -104,7 +106,20 @@ fn seal_to<R: Read, W: Write>(
     let enc = age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
         .map_err(other)?;
     let mut w = enc.wrap_output(writer)?;
-    let n = io::copy(reader, &mut w)?;
+    // Whole 64 KiB payload chunks per read (io::copy's 8 KiB would mean 8× the reads
+    // and copies into the stream's chunk buffer).
+    let mut buf = vec![0u8; CHUNK];
+    let mut n = 0u64;
+    loop {
+        let got = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..got])?;
+        n += got as u64;
+    }
     w.finish()?.flush()?;
     Ok(n)
 }
@@ -202,11 +217,32 @@ fn refuse_existing(out: &Path, input: &Path) -> Result<(), PostureError> {
 }
 
 /// Seal `input` into `output` (default `input.age`): temp file in the output's directory
-/// (0600), fsync, rename. The plaintext is left in place.
+/// (0600), renamed into place only when complete. The plaintext is left in place, so, as
+/// `age -o` does, this leaves writing back to the kernel; [`seal_file_durable`] is for a
+/// caller that removes the plaintext afterwards.
 pub fn seal_file(
     input: &Path,
     output: Option<&Path>,
     recipients: &[String],
+) -> Result<PathBuf, PostureError> {
+    seal_file_with(input, output, recipients, false)
+}
+
+/// [`seal_file`], and the sealed file and its directory entry on disk (fsync of both)
+/// before returning: what must hold before the plaintext may be deleted.
+pub fn seal_file_durable(
+    input: &Path,
+    output: Option<&Path>,
+    recipients: &[String],
+) -> Result<PathBuf, PostureError> {
+    seal_file_with(input, output, recipients, true)
+}
+
+fn seal_file_with(
+    input: &Path,
+    output: Option<&Path>,
+    recipients: &[String],
+    durable: bool,
 ) -> Result<PathBuf, PostureError> {
     let rs = parse_recipients(recipients)?;
     let out = output.map(Path::to_path_buf).unwrap_or_else(|| {
@@ -227,15 +263,27 @@ pub fn seal_file(
         &rs,
     )
     .map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
+    if durable {
+        tmp.as_file().sync_all().map_err(err)?;
+    }
     tmp.persist_noclobber(&out)
         .map_err(|e| PostureError::io(&out, e.error))?;
+    if durable {
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| PostureError::io(dir, e))?;
+    }
     Ok(out)
 }
 
 /// Unseal `input` into `output` (default: `input` without `.age`). The plaintext only
 /// appears, by rename, once the whole file has decrypted and authenticated; on any
-/// error the temp file is removed and the error names `input`.
+/// error the temp file is removed and the error names `input`. The sealed file stays,
+/// so, as `age -d -o` does, writing back is left to the kernel.
 pub fn unseal_file(
     input: &Path,
     output: Option<&Path>,
@@ -268,7 +316,6 @@ pub fn unseal_file(
         let mut w = io::BufWriter::with_capacity(64 << 10, tmp.as_file());
         unseal_to(f, &mut w, &ids).map_err(err)?;
     }
-    tmp.as_file().sync_all().map_err(err)?;
     tmp.persist_noclobber(&out)
         .map_err(|e| PostureError::io(&out, e.error))?;
     Ok(out)
@@ -383,7 +430,8 @@ pub fn sweep_seal_dir(
             continue;
         }
         let shown = p.display().to_string();
-        let result = seal_file(&p, None, recipients).and_then(|sealed| {
+        // On disk before the plaintext goes: a crash in between leaves both, never neither.
+        let result = seal_file_durable(&p, None, recipients).and_then(|sealed| {
             std::fs::remove_file(&p).map_err(|e| PostureError::io(&p, e))?;
             Ok(sealed)
         });
