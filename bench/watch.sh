@@ -113,5 +113,6 @@ print("| 10,000-file burst reported | %d / 10000 in %.1f s | all |" % (len(seen)
 print("| idle CPU over 30 s | %.2f %% | < 1 %% |" % ((c1 - c0) / 30 * 100))
 print("| RSS 12 s after start (anonymous + file-backed) | %d MiB (%d + %d), peak so far %d | ≤ 64 |"
       % (start_mem["VmRSS"], start_mem["RssAnon"], start_mem["RssFile"], start_mem["VmHWM"]))
-print("| RSS at the end / peak over the whole bench | %d / %d MiB | ≤ 64 |" % (end_mem["VmRSS"], end_mem["VmHWM"]))
+print("| RSS at the end (anonymous + file-backed) / peak over the whole bench | %d MiB (%d + %d) / %d MiB | ≤ 64 |"
+      % (end_mem["VmRSS"], end_mem["RssAnon"], end_mem["RssFile"], end_mem["VmHWM"]))
 PY

@@ -49,8 +49,9 @@ impl RootState {
 /// The last report per path: what state it described, and when.
 struct Reported {
     kind: Kind,
-    /// The reported state ([`fingerprint`]).
-    state: String,
+    /// The reported state: 128 bits of BLAKE3 of its [`fingerprint`] (a 10,000-file
+    /// burst keeps 10,000 of these for as long as the daemon runs).
+    state: [u8; 16],
     at: Instant,
 }
 
@@ -102,37 +103,50 @@ pub struct Detected {
 }
 
 /// The state a finding reports (content, mode, owner, link target).
-fn fingerprint(f: &Finding) -> String {
+fn fingerprint(f: &Finding) -> [u8; 16] {
     let n = &f.evidence["new"];
-    format!(
+    let s = format!(
         "{}|{}|{}|{}|{}",
         n["blake3"], n["mode"], n["uid"], n["gid"], n["link"]
-    )
+    );
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&blake3::hash(s.as_bytes()).as_bytes()[..16]);
+    out
 }
 
 impl Engine {
     pub fn new(rules: &[Arc<RootRules>], baseline: Vec<BaselineEntry>) -> Engine {
+        let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
+        let mut per_root: Vec<Vec<BaselineEntry>> = vec![Vec::new(); rules.len()];
+        // Each root's entries, moved rather than copied where they can be (one root: the
+        // whole vector) so that start-up never holds the baseline twice.
+        let mut rest = baseline;
+        for (k, slot) in keys.iter().zip(per_root.iter_mut()) {
+            if rest.iter().all(|e| &e.root == k) {
+                *slot = std::mem::take(&mut rest);
+                break;
+            }
+            *slot = rest.extract_if(.., |e| &e.root == k).collect();
+        }
+        drop(rest);
+        Engine::from_roots(rules, per_root)
+    }
+
+    /// An engine from each root's entries, in `rules` order. Their `root` strings are
+    /// dropped (the root's key stands for them): a caller streaming the baseline out of
+    /// the store should drop each as it comes, so that 100k of them are never allocated.
+    pub fn from_roots(rules: &[Arc<RootRules>], per_root: Vec<Vec<BaselineEntry>>) -> Engine {
         let mut roots: Vec<RootState> = rules
             .iter()
-            .map(|r| RootState {
+            .zip(per_root.into_iter().chain(std::iter::repeat_with(Vec::new)))
+            .map(|(r, entries)| RootState {
                 key: r.key(),
                 rules: Arc::clone(r),
-                entries: Vec::new(),
+                entries,
                 index: HashTable::new(),
                 hasher: foldhash::fast::FixedState::default(),
             })
             .collect();
-        // Each root's entries, moved rather than copied where they can be (one root: the
-        // whole vector) so that start-up never holds the baseline twice.
-        let mut rest = baseline;
-        for r in &mut roots {
-            if rest.iter().all(|e| e.root == r.key) {
-                r.entries = std::mem::take(&mut rest);
-                break;
-            }
-            r.entries = rest.extract_if(.., |e| e.root == r.key).collect();
-        }
-        drop(rest);
         for r in &mut roots {
             r.entries.shrink_to_fit();
             for e in &mut r.entries {

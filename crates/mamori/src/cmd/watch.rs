@@ -553,6 +553,52 @@ impl Daemon<'_> {
     }
 }
 
+/// The signed baseline as the daemon holds it.
+struct DaemonBaseline {
+    engine: Engine,
+    /// Critical files and their known-good hash, for the deny listener.
+    guarded: deny::Guarded,
+    /// Why the signature failed to verify, if it did.
+    tampered: Option<String>,
+}
+
+/// Stream the baseline out of the store into the engine: each row's root string is
+/// dropped as it comes (the engine keys entries by root), so a 100k-file shop's daemon
+/// never holds 100k copies of it, nor the baseline twice.
+fn load_baseline(
+    store: &mamori_core::store::Store,
+    rules: &[Arc<mamori_internal::rules::RootRules>],
+) -> Result<Option<DaemonBaseline>> {
+    let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
+    let mut per_root: Vec<Vec<mamori_core::store::BaselineEntry>> = vec![Vec::new(); rules.len()];
+    let mut guarded = deny::Guarded::new();
+    let mut last = 0usize;
+    let Some((_, tampered)) = store.baseline_each(|mut e| {
+        if keys.get(last) != Some(&e.root) {
+            match keys.iter().position(|k| *k == e.root) {
+                Some(i) => last = i,
+                None => return, // a root no longer configured
+            }
+        }
+        if e.is_critical()
+            && let Some(h) = e.blake3
+        {
+            let rel = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.path);
+            guarded.insert(rules[last].root.join(rel), h);
+        }
+        e.root = String::new();
+        per_root[last].push(e);
+    })?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(DaemonBaseline {
+        engine: Engine::from_roots(rules, per_root),
+        guarded,
+        tampered,
+    }))
+}
+
 /// A sweep allocates and frees a tree-sized amount of memory; hand it back to the system
 /// so a daemon that runs for months keeps a small resident size.
 fn release_free_memory() {
@@ -627,7 +673,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     let loaded = ctx.config()?;
     let rules = super::check::root_rules(loaded, lang)?;
     let store = crate::ctx::open_store(&loaded.db_path(), &loaded.key_file())?;
-    let Some(base) = store.baseline_load()? else {
+    let Some(base) = load_baseline(&store, &rules)? else {
         return Err(mamori_core::Error::NoBaseline {
             state: loaded.state_dir(),
         }
@@ -674,26 +720,11 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             .with_evidence(json!({"what": "event_log", "reason": reason})),
         );
     }
-    let guarded_of = |entries: &[mamori_core::store::BaselineEntry]| -> deny::Guarded {
-        entries
-            .iter()
-            .filter(|e| e.is_critical() && e.blake3.is_some())
-            .filter_map(|e| {
-                let r = rules.iter().find(|r| r.key() == e.root)?;
-                Some((
-                    r.root.join(
-                        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.path),
-                    ),
-                    e.blake3?,
-                ))
-            })
-            .collect()
-    };
     let deny_state = deny::DenyState {
-        guarded: Arc::new(std::sync::RwLock::new(guarded_of(&base.entries))),
+        guarded: Arc::new(std::sync::RwLock::new(base.guarded)),
         active: Arc::new(AtomicBool::new(true)),
     };
-    let engine = Engine::new(&rules, base.entries);
+    let engine = base.engine;
     let roots: Vec<PathBuf> = rules.iter().map(|r| r.root.clone()).collect();
 
     // Choose the event source and say why.
@@ -852,13 +883,13 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             }
             let g = d.store.baseline_generation().unwrap_or(generation);
             if !now_deploying && (g != generation || deploying) {
-                if let Ok(Some(b)) = d.store.baseline_load()
+                if let Ok(Some(b)) = load_baseline(&d.store, &rules)
                     && b.tampered.is_none()
                 {
                     if let Ok(mut g) = deny_state.guarded.write() {
-                        *g = guarded_of(&b.entries);
+                        *g = b.guarded;
                     }
-                    d.engine = Engine::new(&rules, b.entries);
+                    d.engine = b.engine;
                     generation = g;
                     ctx.note(&tr!(
                         lang,
