@@ -177,10 +177,12 @@ pub fn build(roots: &[Arc<RootRules>], cfg: &BaselineConfig, counter: &AtomicU64
             if let Some(e) = e {
                 if let Some(c) = content {
                     let c = compress(&c);
-                    copies
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((root_key.clone(), e.path.clone(), COPY_CODEC, c));
+                    copies.lock().unwrap_or_else(|p| p.into_inner()).push((
+                        root_key.clone(),
+                        e.path.clone(),
+                        COPY_CODEC,
+                        c,
+                    ));
                 }
                 entries.lock().unwrap_or_else(|p| p.into_inner()).push(e);
             }
