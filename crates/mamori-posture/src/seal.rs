@@ -186,15 +186,19 @@ pub fn unseal<R: Read, W: Write>(
     })
 }
 
+/// The directory `dest` is (to be) in.
+fn dir_of(dest: &Path) -> &Path {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 fn temp_in(dest: &Path) -> io::Result<tempfile::NamedTempFile> {
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     tempfile::Builder::new()
         .prefix(".mamori-seal-")
         .suffix(".tmp")
-        .tempfile_in(dir)
+        .tempfile_in(dir_of(dest))
 }
 
 fn refuse_existing(out: &Path, input: &Path) -> Result<(), PostureError> {
@@ -269,10 +273,7 @@ fn seal_file_with(
     tmp.persist_noclobber(&out)
         .map_err(|e| PostureError::io(&out, e.error))?;
     if durable {
-        let dir = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let dir = dir_of(&out);
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| PostureError::io(dir, e))?;

@@ -115,20 +115,16 @@ fn fingerprint(f: &Finding) -> [u8; 16] {
 }
 
 impl Engine {
+    /// An engine from a loaded baseline (entries of roots not in `rules` are left out).
+    /// The daemon streams the store into [`Engine::from_roots`] instead.
     pub fn new(rules: &[Arc<RootRules>], baseline: Vec<BaselineEntry>) -> Engine {
         let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
         let mut per_root: Vec<Vec<BaselineEntry>> = vec![Vec::new(); rules.len()];
-        // Each root's entries, moved rather than copied where they can be (one root: the
-        // whole vector) so that start-up never holds the baseline twice.
-        let mut rest = baseline;
-        for (k, slot) in keys.iter().zip(per_root.iter_mut()) {
-            if rest.iter().all(|e| &e.root == k) {
-                *slot = std::mem::take(&mut rest);
-                break;
+        for e in baseline {
+            if let Some(i) = keys.iter().position(|k| *k == e.root) {
+                per_root[i].push(e);
             }
-            *slot = rest.extract_if(.., |e| &e.root == k).collect();
         }
-        drop(rest);
         Engine::from_roots(rules, per_root)
     }
 
