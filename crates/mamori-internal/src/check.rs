@@ -15,6 +15,7 @@ use mamori_core::config::BaselineConfig;
 use mamori_core::store::{BaselineEntry, FileType, flags};
 use mamori_core::{Finding, Kind, Lang, Severity, tr};
 use serde_json::json;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -245,7 +246,7 @@ pub fn check(
             .collect();
         let root = RootBaseline {
             len: entries.len(),
-            entry: |i| entries[i],
+            entry: |i| Cow::Borrowed(entries[i]),
             find: |p: &[u8]| index.get(p).copied(),
         };
         check_root(rules, &root, copy, opts, counter, &mut out);
@@ -501,7 +502,7 @@ impl Merge {
                     &root.rules,
                     &root.key,
                     &o,
-                    |i| &kept[i],
+                    |i| Cow::Borrowed(&kept[i]),
                     copy,
                     opts,
                 )),
@@ -510,16 +511,16 @@ impl Merge {
             }
         }
         for r in roots.iter().filter(|r| r.fed > 0) {
-            deletions(
+            let gone = gone(
                 &r.rules,
-                &r.key,
                 &r.warnings,
                 r.gone.len(),
-                |i| &r.gone[i],
+                |i| Cow::Borrowed(&r.gone[i]),
                 |_| false,
-                opts,
-                &mut out,
             );
+            for i in gone {
+                out.findings.push(deleted(&r.key, &r.gone[i], opts));
+            }
         }
         for r in self.roots {
             out.warnings.extend(r.warnings);
@@ -529,27 +530,28 @@ impl Merge {
     }
 }
 
-/// Baseline entries of a root not seen by its walk, as `file.deleted`, except ignored
-/// paths and what lies under a directory the walk could not list (unknown, not gone).
-#[allow(clippy::too_many_arguments)]
-fn deletions<'e>(
+/// Baseline entries of a root not seen by its walk (positions), except directories,
+/// ignored paths and what lies under a directory the walk could not list (unknown, not
+/// gone): the `file.deleted` findings to make.
+fn gone<'e>(
     rules: &RootRules,
-    root_key: &str,
     warnings: &[Warning],
     len: usize,
-    entry: impl Fn(usize) -> &'e BaselineEntry,
+    entry: impl Fn(usize) -> Cow<'e, BaselineEntry>,
     was_seen: impl Fn(usize) -> bool,
-    opts: &CheckOptions<'_>,
-    out: &mut CheckOutcome,
-) {
+) -> Vec<usize> {
     let unlisted: Vec<&[u8]> = warnings
         .iter()
         .filter(|w| matches!(w.kind, WarnKind::WalkError(_)))
         .map(|w| w.path.as_bytes())
         .collect();
+    let mut out = Vec::new();
     for i in 0..len {
+        if was_seen(i) {
+            continue;
+        }
         let e = entry(i);
-        if was_seen(i) || e.ftype == FileType::Dir {
+        if e.ftype == FileType::Dir {
             continue;
         }
         let rel = Path::new(std::ffi::OsStr::from_bytes(&e.path));
@@ -560,35 +562,53 @@ fn deletions<'e>(
         {
             continue;
         }
-        out.findings.push(deleted(root_key, e, opts));
+        out.push(i);
     }
+    out
 }
 
 /// One root's baseline as the caller holds it: `len` entries, `entry(i)`, and `find`
 /// from a relative path to its position. `watch` passes the index it already keeps, so
-/// a sweep of a 100k-file shop builds no second one.
+/// a sweep of a 100k-file shop builds no second one; its entries are kept packed and
+/// come out as owned values (`Cow::Owned`), a caller with a slice lends them.
 pub struct RootBaseline<E, F> {
     pub len: usize,
     pub entry: E,
     pub find: F,
 }
 
-/// Compare one root with its baseline, adding findings and warnings to `out` (unsorted).
-pub fn check_root<'e, E, F>(
+/// What a walk of one root saw against its baseline, before any finding is made of it
+/// (a finding, with its evidence and diff, is some kilobytes; a caller facing thousands of
+/// changes turns these into findings a batch at a time).
+#[derive(Default)]
+pub(crate) struct RootObs {
+    /// Added or changed entries.
+    pub obs: Vec<Obs>,
+    /// Baseline positions of entries gone.
+    pub gone: Vec<usize>,
+    pub warnings: Vec<Warning>,
+    pub rehashed: u64,
+    pub bytes_hashed: u64,
+}
+
+/// Walk one root and compare it with its baseline (see [`RootObs`]). A root with no
+/// baseline yet gives only a warning.
+pub(crate) fn observe_root<'e, E, F>(
     rules: &Arc<RootRules>,
     base: &RootBaseline<E, F>,
-    copy: &CopyFn<'_>,
     opts: &CheckOptions<'_>,
     counter: &AtomicU64,
-    out: &mut CheckOutcome,
-) where
-    E: Fn(usize) -> &'e BaselineEntry + Sync,
+) -> RootObs
+where
+    E: Fn(usize) -> Cow<'e, BaselineEntry> + Sync,
     F: Fn(&[u8]) -> Option<usize> + Sync,
 {
     let root_key = rules.key();
     if base.len == 0 {
-        out.warnings.push(no_baseline_yet(root_key, opts.lang));
-        return;
+        return RootObs {
+            warnings: vec![no_baseline_yet(root_key, opts.lang)],
+            ..RootObs::default()
+        };
     }
     let threads = walk::threads(opts.cfg.threads);
     let seen: Vec<AtomicBool> = (0..base.len).map(|_| AtomicBool::new(false)).collect();
@@ -600,25 +620,46 @@ pub fn check_root<'e, E, F>(
             seen[i].store(true, Ordering::Relaxed);
             (i, (base.entry)(i))
         });
+        let found = found.as_ref().map(|(i, e)| (*i, &**e));
         observe(rules, &root_key, &item, found, opts, &rehashed, &hashed)
     });
-    out.rehashed += rehashed.load(Ordering::Relaxed);
-    out.bytes_hashed += hashed.load(Ordering::Relaxed);
-    for o in obs {
-        out.findings
-            .push(finding_for(rules, &root_key, &o, &base.entry, copy, opts));
+    let gone = gone(rules, &warnings, base.len, &base.entry, |i| {
+        seen[i].load(Ordering::Relaxed)
+    });
+    RootObs {
+        obs,
+        gone,
+        warnings,
+        rehashed: rehashed.load(Ordering::Relaxed),
+        bytes_hashed: hashed.load(Ordering::Relaxed),
     }
-    deletions(
-        rules,
-        &root_key,
-        &warnings,
-        base.len,
-        &base.entry,
-        |i| seen[i].load(Ordering::Relaxed),
-        opts,
-        out,
-    );
-    out.warnings.extend(warnings);
+}
+
+/// Compare one root with its baseline, adding findings and warnings to `out` (unsorted).
+pub fn check_root<'e, E, F>(
+    rules: &Arc<RootRules>,
+    base: &RootBaseline<E, F>,
+    copy: &CopyFn<'_>,
+    opts: &CheckOptions<'_>,
+    counter: &AtomicU64,
+    out: &mut CheckOutcome,
+) where
+    E: Fn(usize) -> Cow<'e, BaselineEntry> + Sync,
+    F: Fn(&[u8]) -> Option<usize> + Sync,
+{
+    let root_key = rules.key();
+    let ro = observe_root(rules, base, opts, counter);
+    out.rehashed += ro.rehashed;
+    out.bytes_hashed += ro.bytes_hashed;
+    for o in &ro.obs {
+        out.findings
+            .push(finding_for(rules, &root_key, o, &base.entry, copy, opts));
+    }
+    for i in ro.gone {
+        out.findings
+            .push(deleted(&root_key, &(base.entry)(i), opts));
+    }
+    out.warnings.extend(ro.warnings);
 }
 
 fn no_baseline_yet(root_key: String, lang: Lang) -> Warning {
@@ -658,7 +699,7 @@ pub(crate) fn finding_for<'e>(
     rules: &RootRules,
     root_key: &str,
     o: &Obs,
-    old_of: impl Fn(usize) -> &'e BaselineEntry,
+    old_of: impl Fn(usize) -> Cow<'e, BaselineEntry>,
     copy: &CopyFn<'_>,
     opts: &CheckOptions<'_>,
 ) -> Finding {
@@ -742,7 +783,7 @@ pub(crate) fn finding_for<'e>(
             let rel = Path::new(std::ffi::OsStr::from_bytes(&new.path));
             let code = is_code(rel);
             let critical = old.is_critical();
-            let mut ev = base_evidence(Some(old), Some(new));
+            let mut ev = base_evidence(Some(&old), Some(new));
             ev["critical"] = json!(critical);
             if *content_changed {
                 let hidden = new.mtime_ns == old.mtime_ns && new.ftype == FileType::File;
@@ -1047,7 +1088,7 @@ pub(crate) mod tests {
             &rules,
             &RootBaseline {
                 len: entries.len(),
-                entry: |i| entries[i],
+                entry: |i| Cow::Borrowed(entries[i]),
                 find: |p: &[u8]| index.get(p).copied(),
             },
             &|_, _| None,

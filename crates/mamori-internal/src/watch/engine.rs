@@ -7,8 +7,9 @@ use crate::error::Warning;
 use crate::rules::RootRules;
 use crate::walk::Item;
 use hashbrown::HashTable;
-use mamori_core::store::BaselineEntry;
+use mamori_core::store::{BaselineEntry, FileType};
 use mamori_core::{Finding, Kind};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::os::unix::ffi::OsStrExt;
@@ -20,29 +21,215 @@ use std::time::{Duration, Instant};
 struct RootState {
     rules: Arc<RootRules>,
     key: String,
-    /// The root's entries with their `root` left empty (it is `key`, and 100k copies of
-    /// it were ~5 MiB of a 100k-file shop's daemon); [`RootState::entry_out`] puts it
-    /// back for anything leaving the engine.
-    entries: Vec<BaselineEntry>,
+    /// The root's baseline, packed ([`Packed`]): a `BaselineEntry` is ~200 bytes plus two
+    /// allocations, ~26 MiB for a 100k-file shop; packed it is about half of that.
+    entries: Packed,
     /// Positions in `entries`, hashed by path: the paths are not stored twice (on a
     /// 100k-file shop this saves ~10 MiB of a daemon that runs for months).
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
 }
 
+/// No link target, no SHA-256 (in [`Slim`]).
+const NONE: u32 = u32::MAX;
+
+/// One baseline entry as the engine keeps it: no root (the [`RootState`] has it), path
+/// and link target in the root's name arena, the rare SHA-256 (critical files only) in a
+/// side table.
+#[derive(Clone, Copy)]
+struct Slim {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    dev: u64,
+    blake3: [u8; 32],
+    /// Where the path and the link target start in [`Packed::names`].
+    path_at: usize,
+    link_at: usize,
+    path_len: u32,
+    /// [`NONE`]: no link target.
+    link_len: u32,
+    /// Position in [`Packed::sha256`], or [`NONE`].
+    sha256: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    flags: u32,
+    ftype: FileType,
+    has_blake3: bool,
+}
+
+/// A root's baseline entries, packed (see [`Slim`]).
+#[derive(Default)]
+struct Packed {
+    slims: Vec<Slim>,
+    names: Vec<u8>,
+    sha256: Vec<[u8; 32]>,
+}
+
+impl Packed {
+    fn push(&mut self, e: BaselineEntry) {
+        let path_at = self.names.len();
+        self.names.extend_from_slice(&e.path);
+        let link_at = self.names.len();
+        let link_len = match &e.link {
+            Some(l) => {
+                self.names.extend_from_slice(l);
+                l.len() as u32
+            }
+            None => NONE,
+        };
+        let sha256 = match e.sha256 {
+            Some(h) => {
+                self.sha256.push(h);
+                (self.sha256.len() - 1) as u32
+            }
+            None => NONE,
+        };
+        self.slims.push(Slim {
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+            ctime_ns: e.ctime_ns,
+            ino: e.ino,
+            dev: e.dev,
+            blake3: e.blake3.unwrap_or_default(),
+            path_at,
+            link_at,
+            path_len: e.path.len() as u32,
+            link_len,
+            sha256,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            flags: e.flags,
+            ftype: e.ftype,
+            has_blake3: e.blake3.is_some(),
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.slims.len()
+    }
+
+    fn path(&self, i: usize) -> &[u8] {
+        let s = &self.slims[i];
+        &self.names[s.path_at..s.path_at + s.path_len as usize]
+    }
+
+    /// Entry `i` as a `BaselineEntry` with `root`.
+    fn get(&self, i: usize, root: &str) -> BaselineEntry {
+        let s = &self.slims[i];
+        BaselineEntry {
+            root: root.to_owned(),
+            path: self.path(i).to_vec(),
+            ftype: s.ftype,
+            size: s.size,
+            mode: s.mode,
+            uid: s.uid,
+            gid: s.gid,
+            mtime_ns: s.mtime_ns,
+            ctime_ns: s.ctime_ns,
+            ino: s.ino,
+            dev: s.dev,
+            blake3: s.has_blake3.then_some(s.blake3),
+            sha256: (s.sha256 != NONE).then(|| self.sha256[s.sha256 as usize]),
+            flags: s.flags,
+            link: (s.link_len != NONE)
+                .then(|| self.names[s.link_at..s.link_at + s.link_len as usize].to_vec()),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.slims.shrink_to_fit();
+        self.names.shrink_to_fit();
+        self.sha256.shrink_to_fit();
+    }
+}
+
 impl RootState {
-    /// A copy of entry `i` for use outside the engine, with its root.
+    /// Entry `i` for use outside the engine, with its root.
     fn entry_out(&self, i: usize) -> BaselineEntry {
-        let mut e = self.entries[i].clone();
-        e.root.clone_from(&self.key);
-        e
+        self.entries.get(i, &self.key)
     }
 
     fn find(&self, rel: &[u8]) -> Option<usize> {
         let h = self.hasher.hash_one(rel);
         self.index
-            .find(h, |&i| self.entries[i as usize].path == rel)
+            .find(h, |&i| self.entries.path(i as usize) == rel)
             .map(|&i| i as usize)
+    }
+}
+
+/// Fills an [`Engine`] from a baseline streamed out of the store, entry by entry, so that
+/// the unpacked baseline is never all in memory.
+pub struct EngineBuilder {
+    rules: Vec<Arc<RootRules>>,
+    keys: Vec<String>,
+    roots: Vec<Packed>,
+    last: usize,
+}
+
+impl EngineBuilder {
+    pub fn new(rules: &[Arc<RootRules>]) -> EngineBuilder {
+        EngineBuilder {
+            rules: rules.to_vec(),
+            keys: rules.iter().map(|r| r.key()).collect(),
+            roots: rules.iter().map(|_| Packed::default()).collect(),
+            last: 0,
+        }
+    }
+
+    /// Which root an entry belongs to (by its `root` key), if it is one of the rules'.
+    pub fn root_of(&mut self, e: &BaselineEntry) -> Option<usize> {
+        if self.keys.get(self.last) != Some(&e.root) {
+            self.last = self.keys.iter().position(|k| *k == e.root)?;
+        }
+        Some(self.last)
+    }
+
+    /// Add an entry; one of a root not in the rules is left out.
+    pub fn push(&mut self, e: BaselineEntry) {
+        if let Some(i) = self.root_of(&e) {
+            self.roots[i].push(e);
+        }
+    }
+
+    pub fn finish(self) -> Engine {
+        let mut roots: Vec<RootState> = self
+            .rules
+            .into_iter()
+            .zip(self.keys)
+            .zip(self.roots)
+            .map(|((rules, key), entries)| RootState {
+                rules,
+                key,
+                entries,
+                index: HashTable::new(),
+                hasher: foldhash::fast::FixedState::default(),
+            })
+            .collect();
+        for r in &mut roots {
+            r.entries.shrink_to_fit();
+            r.index.reserve(r.entries.len(), |_| 0);
+            let RootState {
+                entries,
+                index,
+                hasher,
+                ..
+            } = r;
+            for i in 0..entries.len() {
+                let h = hasher.hash_one(entries.path(i));
+                index.insert_unique(h, i as u32, |&j| hasher.hash_one(entries.path(j as usize)));
+            }
+        }
+        Engine {
+            roots,
+            reported: HashMap::new(),
+            growth: HashMap::new(),
+            grown: Vec::new(),
+            repeat_after: Duration::from_secs(60),
+        }
     }
 }
 
@@ -60,8 +247,9 @@ struct Reported {
 /// root that the attacker fetches later; caches, logs and sessions are ignored paths.
 struct Growth {
     size: u64,
-    /// BLAKE3 of the whole content when last seen (to tell an append from a rewrite).
-    hash: [u8; 32],
+    /// BLAKE3 of the whole content when last seen, 128 bits (to tell an append from a
+    /// rewrite).
+    hash: [u8; 16],
     appends: u32,
     first_size: u64,
     since: chrono::DateTime<chrono::Utc>,
@@ -76,16 +264,64 @@ const GROWTH_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// [`GROWTH_MAX_SIZE`] are not tracked (they are read whole at each write).
 const GROWTH_TRACKED: usize = 10_000;
 const GROWTH_MAX_SIZE: u64 = 64 << 20;
+/// Reports remembered at most (~65 bytes each).
+const REPORTED_KEPT: usize = 100_000;
+
+/// A path of a root as a map key: 128 bits of BLAKE3 of (root, path), 16 bytes where
+/// the path itself would be a `Vec` (24 bytes and an allocation) per tracked file.
+type PathKey = u128;
+
+fn path_key(root: usize, rel: &[u8]) -> PathKey {
+    let mut h = blake3::Hasher::new();
+    h.update(&(root as u64).to_le_bytes());
+    h.update(rel);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    u128::from_le_bytes(k)
+}
+
+/// Drop the older half of `map` (by `at`) once it holds `max` entries and `key` is new.
+fn make_room<V>(
+    map: &mut HashMap<PathKey, V>,
+    key: &PathKey,
+    max: usize,
+    at: impl Fn(&V) -> Instant,
+) {
+    if map.len() < max || map.contains_key(key) {
+        return;
+    }
+    let mut ats: Vec<Instant> = map.values().map(&at).collect();
+    ats.sort_unstable();
+    let cut = ats[ats.len() / 2];
+    map.retain(|_, v| at(v) > cut);
+    map.shrink_to_fit();
+}
 
 pub struct Engine {
     roots: Vec<RootState>,
-    reported: HashMap<(usize, Vec<u8>), Reported>,
-    growth: HashMap<(usize, Vec<u8>), Growth>,
+    /// At most [`REPORTED_KEPT`] (the oldest half is forgotten beyond that: a later sweep
+    /// may then report such a path again, never less).
+    reported: HashMap<PathKey, Reported>,
+    growth: HashMap<PathKey, Growth>,
     /// `data.growing` findings not yet taken by the daemon ([`Engine::take_grown`]).
     grown: Vec<Finding>,
     /// The same changed state is not reported again; a path that keeps changing is
     /// reported at most once per this interval.
     pub repeat_after: Duration,
+}
+
+/// A sweep under way ([`Engine::sweep_start`]): per root, the changes and the baseline
+/// positions of what is gone, not yet turned into findings.
+pub struct Sweep {
+    late: bool,
+    roots: Vec<(usize, std::vec::IntoIter<Obs>, std::vec::IntoIter<usize>)>,
+}
+
+impl Sweep {
+    /// Every finding of the sweep was handed out.
+    pub fn is_done(&self) -> bool {
+        self.roots.is_empty()
+    }
 }
 
 /// A finding with what the responder needs to act on it.
@@ -116,59 +352,13 @@ fn fingerprint(f: &Finding) -> [u8; 16] {
 
 impl Engine {
     /// An engine from a loaded baseline (entries of roots not in `rules` are left out).
-    /// The daemon streams the store into [`Engine::from_roots`] instead.
+    /// The daemon streams the store into an [`EngineBuilder`] instead.
     pub fn new(rules: &[Arc<RootRules>], baseline: Vec<BaselineEntry>) -> Engine {
-        let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
-        let mut per_root: Vec<Vec<BaselineEntry>> = vec![Vec::new(); rules.len()];
+        let mut b = EngineBuilder::new(rules);
         for e in baseline {
-            if let Some(i) = keys.iter().position(|k| *k == e.root) {
-                per_root[i].push(e);
-            }
+            b.push(e);
         }
-        Engine::from_roots(rules, per_root)
-    }
-
-    /// An engine from each root's entries, in `rules` order. Their `root` strings are
-    /// dropped (the root's key stands for them): a caller streaming the baseline out of
-    /// the store should drop each as it comes, so that 100k of them are never allocated.
-    pub fn from_roots(rules: &[Arc<RootRules>], per_root: Vec<Vec<BaselineEntry>>) -> Engine {
-        let mut roots: Vec<RootState> = rules
-            .iter()
-            .zip(per_root.into_iter().chain(std::iter::repeat_with(Vec::new)))
-            .map(|(r, entries)| RootState {
-                key: r.key(),
-                rules: Arc::clone(r),
-                entries,
-                index: HashTable::new(),
-                hasher: foldhash::fast::FixedState::default(),
-            })
-            .collect();
-        for r in &mut roots {
-            r.entries.shrink_to_fit();
-            for e in &mut r.entries {
-                e.root = String::new();
-            }
-            r.index.reserve(r.entries.len(), |_| 0);
-            let RootState {
-                entries,
-                index,
-                hasher,
-                ..
-            } = r;
-            for (i, e) in entries.iter().enumerate() {
-                let h = hasher.hash_one(&e.path[..]);
-                index.insert_unique(h, i as u32, |&j| {
-                    hasher.hash_one(&entries[j as usize].path[..])
-                });
-            }
-        }
-        Engine {
-            roots,
-            reported: HashMap::new(),
-            growth: HashMap::new(),
-            grown: Vec::new(),
-            repeat_after: Duration::from_secs(60),
-        }
+        b.finish()
     }
 
     pub fn entries(&self) -> usize {
@@ -215,21 +405,20 @@ impl Engine {
         let Ok(rel) = ev.path.strip_prefix(&r.rules.root) else {
             return Ok(None);
         };
-        let rel_b = rel.as_os_str().as_bytes().to_vec();
-        let base = r.find(&rel_b).map(|i| (i, &r.entries[i]));
+        let rel_b = rel.as_os_str().as_bytes();
+        let key = path_key(ri, rel_b);
+        let base = r.find(rel_b).map(|i| (i, r.entry_out(i)));
         let meta = match std::fs::symlink_metadata(&ev.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let Some((_, old)) = base else {
                     return Ok(None);
                 };
-                if old.ftype == mamori_core::store::FileType::Dir || r.rules.is_ignored(rel, false)
-                {
+                if old.ftype == FileType::Dir || r.rules.is_ignored(rel, false) {
                     return Ok(None);
                 }
-                let f = check::deleted(&r.key, old, opts);
-                let entry = base.map(|(i, _)| r.entry_out(i));
-                return Ok(self.dedupe(ri, rel_b, f, entry, ev));
+                let f = check::deleted(&r.key, &old, opts);
+                return Ok(self.dedupe(ri, key, f, Some(old), ev));
             }
             Err(e) => {
                 return Err(Warning {
@@ -247,31 +436,49 @@ impl Engine {
             meta,
         };
         let (a, b) = (AtomicU64::new(0), AtomicU64::new(0));
-        let obs = check::observe(&r.rules, &r.key, &item, base, opts, &a, &b)?;
+        let obs = check::observe(
+            &r.rules,
+            &r.key,
+            &item,
+            base.as_ref().map(|(i, e)| (*i, e)),
+            opts,
+            &a,
+            &b,
+        )?;
         let Some(obs) = obs else {
             // Back to the known-good state: forget earlier reports of this path.
-            self.reported.remove(&(ri, rel_b));
+            self.reported.remove(&key);
             return Ok(None);
         };
         let entry = match &obs {
-            Obs::Changed { idx, .. } => Some(r.entry_out(*idx)),
+            Obs::Changed { .. } => base.map(|(_, e)| e),
             Obs::Added { .. } => None,
         };
-        let f = check::finding_for(&r.rules, &r.key, &obs, |i| &r.entries[i], copy, opts);
-        Ok(self.dedupe(ri, rel_b, f, entry, ev))
+        let f = match &entry {
+            // The only index an observation of this path can name is its own.
+            Some(e) => check::finding_for(&r.rules, &r.key, &obs, |_| Cow::Borrowed(e), copy, opts),
+            None => check::finding_for(
+                &r.rules,
+                &r.key,
+                &obs,
+                |i| Cow::Owned(r.entry_out(i)),
+                copy,
+                opts,
+            ),
+        };
+        Ok(self.dedupe(ri, key, f, entry, ev))
     }
 
     fn dedupe(
         &mut self,
         ri: usize,
-        rel: Vec<u8>,
+        key: PathKey,
         mut f: Finding,
         entry: Option<BaselineEntry>,
         ev: &Event,
     ) -> Option<Detected> {
         let state = fingerprint(&f);
         let now = Instant::now();
-        let key = (ri, rel);
         let mut repeat = false;
         let mut at = now;
         if let Some(prev) = self.reported.get(&key)
@@ -285,6 +492,7 @@ impl Engine {
                 at = prev.at;
             }
         }
+        make_room(&mut self.reported, &key, REPORTED_KEPT, |r| r.at);
         self.reported.insert(
             key,
             Reported {
@@ -305,61 +513,89 @@ impl Engine {
         })
     }
 
-    /// A full sweep of every root (start-up, overflow, polling). Findings already
-    /// reported in the same state are not repeated; `late` marks them as found by a
-    /// sweep rather than by an event.
-    pub fn sweep(
-        &mut self,
-        copy: &CopyFn<'_>,
-        opts: &CheckOptions<'_>,
-        late: bool,
-    ) -> (Vec<Detected>, Vec<Warning>) {
-        // Root by root over the entries the engine already holds (no copy of the baseline).
-        let mut findings = Vec::new();
+    /// Start a full sweep of every root (start-up, overflow, polling): walk them and
+    /// compare with the baseline; [`Engine::sweep_next`] then hands out the findings a
+    /// batch at a time, so that a sweep after 10,000 changes never holds 10,000 findings
+    /// (~40 MiB with their evidence) at once. `late` marks them as found by a sweep
+    /// rather than by an event.
+    pub fn sweep_start(&self, opts: &CheckOptions<'_>, late: bool) -> (Sweep, Vec<Warning>) {
+        let mut roots = Vec::new();
         let mut warnings = Vec::new();
-        for r in &self.roots {
-            let mut out = check::CheckOutcome::default();
+        for (ri, r) in self.roots.iter().enumerate() {
             // The engine's own index, not a second one built for the sweep.
             let base = check::RootBaseline {
                 len: r.entries.len(),
-                entry: |i| &r.entries[i],
+                entry: |i| Cow::Owned(r.entry_out(i)),
                 find: |p: &[u8]| r.find(p),
             };
-            check::check_root(&r.rules, &base, copy, opts, &AtomicU64::new(0), &mut out);
-            findings.extend(out.findings);
-            warnings.extend(out.warnings);
+            let ro = check::observe_root(&r.rules, &base, opts, &AtomicU64::new(0));
+            warnings.extend(ro.warnings);
+            if !ro.obs.is_empty() || !ro.gone.is_empty() {
+                roots.push((ri, ro.obs.into_iter(), ro.gone.into_iter()));
+            }
         }
+        (Sweep { late, roots }, warnings)
+    }
+
+    /// Up to `max` findings of a sweep (fewer, even none, while it is not
+    /// [`Sweep::is_done`]: what was already reported in the same state is not repeated).
+    pub fn sweep_next(
+        &mut self,
+        s: &mut Sweep,
+        copy: &CopyFn<'_>,
+        opts: &CheckOptions<'_>,
+        max: usize,
+    ) -> Vec<Detected> {
         let mut det = Vec::new();
-        for mut f in findings {
-            let Some(path) = f.path.clone() else { continue };
-            let Some(ri) = self
-                .roots
-                .iter()
-                .position(|r| Some(&r.key) == f.root.as_ref())
-            else {
+        let mut made = 0;
+        while made < max {
+            let Some((ri, obs, gone)) = s.roots.first_mut() else {
+                break;
+            };
+            let ri = *ri;
+            let r = &self.roots[ri];
+            let (mut f, entry, rel) = if let Some(o) = obs.next() {
+                let (entry, rel) = match &o {
+                    Obs::Changed { idx, new, .. } => (Some(r.entry_out(*idx)), new.path.clone()),
+                    Obs::Added { new, .. } => (None, new.path.clone()),
+                };
+                let f = match &entry {
+                    // The only index an observation names is its own entry's.
+                    Some(e) => {
+                        check::finding_for(&r.rules, &r.key, &o, |_| Cow::Borrowed(e), copy, opts)
+                    }
+                    None => check::finding_for(
+                        &r.rules,
+                        &r.key,
+                        &o,
+                        |i| Cow::Owned(r.entry_out(i)),
+                        copy,
+                        opts,
+                    ),
+                };
+                (f, entry, rel)
+            } else if let Some(i) = gone.next() {
+                let e = r.entry_out(i);
+                let rel = e.path.clone();
+                (check::deleted(&r.key, &e, opts), Some(e), rel)
+            } else {
+                s.roots.remove(0);
                 continue;
             };
-            if late {
+            made += 1;
+            if s.late {
                 f.evidence["late"] = serde_json::json!(true);
             }
-            let abs = self.roots[ri].rules.root.join(&path);
-            let rel = abs
-                .strip_prefix(&self.roots[ri].rules.root)
-                .map(|p| p.as_os_str().as_bytes().to_vec())
-                .unwrap_or_default();
-            let entry = self.roots[ri]
-                .find(&rel)
-                .map(|i| self.roots[ri].entry_out(i));
             let ev = Event {
-                path: abs,
+                path: r.rules.root.join(std::ffi::OsStr::from_bytes(&rel)),
                 kind: EventKind::Changed,
                 writer: None,
             };
-            if let Some(d) = self.dedupe(ri, rel, f, entry, &ev) {
+            if let Some(d) = self.dedupe(ri, path_key(ri, &rel), f, entry, &ev) {
                 det.push(d);
             }
         }
-        (det, warnings)
+        det
     }
 
     /// Follow the size of the file of an event (after the event was examined and acted
@@ -380,7 +616,7 @@ impl Engine {
         if !meta.is_file() || r.rules.is_ignored(rel, false) {
             return;
         }
-        let key = (ri, rel.as_os_str().as_bytes().to_vec());
+        let key = path_key(ri, rel.as_os_str().as_bytes());
         let rel_s = rel.to_string_lossy().into_owned();
         self.track_growth(key, &ev.path, &rel_s, meta.len(), opts);
     }
@@ -395,7 +631,7 @@ impl Engine {
     /// reported once (medium: a heuristic; logs and caches are ignored paths).
     fn track_growth(
         &mut self,
-        key: (usize, Vec<u8>),
+        key: PathKey,
         abs: &Path,
         rel: &str,
         size: u64,
@@ -418,13 +654,8 @@ impl Engine {
             Some(g) => size > g.size && prefix == Some(g.hash),
             None => false,
         };
-        if !self.growth.contains_key(&key) && self.growth.len() >= GROWTH_TRACKED {
-            // Drop the quietest half rather than grow without bound.
-            let mut ats: Vec<Instant> = self.growth.values().map(|g| g.at).collect();
-            ats.sort_unstable();
-            let cut = ats[ats.len() / 2];
-            self.growth.retain(|_, g| g.at > cut);
-        }
+        // Drop the quietest half rather than grow without bound.
+        make_room(&mut self.growth, &key, GROWTH_TRACKED, |g| g.at);
         let g = self.growth.entry(key).or_insert_with(|| Growth {
             size,
             hash: whole,
@@ -480,20 +711,25 @@ impl Engine {
     pub fn forget(&mut self, root: usize, abs: &Path) {
         if let Ok(rel) = abs.strip_prefix(&self.roots[root].rules.root) {
             self.reported
-                .remove(&(root, rel.as_os_str().as_bytes().to_vec()));
+                .remove(&path_key(root, rel.as_os_str().as_bytes()));
         }
     }
 }
 
 /// BLAKE3 of the first `prefix_len` bytes of `path` (None if it is shorter) and of the
-/// whole file, in one read. None if it cannot be read.
-fn hash_with_prefix(path: &Path, prefix_len: u64) -> Option<(Option<[u8; 32]>, [u8; 32])> {
+/// whole file (128 bits each), in one read. None if it cannot be read.
+fn hash_with_prefix(path: &Path, prefix_len: u64) -> Option<(Option<[u8; 16]>, [u8; 16])> {
+    let h128 = |h: blake3::Hash| {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.as_bytes()[..16]);
+        out
+    };
     use std::io::Read;
     let mut f = std::fs::File::open(path).ok()?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut done = 0u64;
-    let mut prefix = (prefix_len == 0).then(|| *blake3::hash(b"").as_bytes());
+    let mut prefix = (prefix_len == 0).then(|| h128(blake3::hash(b"")));
     loop {
         let want = if prefix.is_none() {
             (prefix_len - done).min(buf.len() as u64) as usize
@@ -507,10 +743,10 @@ fn hash_with_prefix(path: &Path, prefix_len: u64) -> Option<(Option<[u8; 32]>, [
         h.update(&buf[..n]);
         done += n as u64;
         if prefix.is_none() && done == prefix_len {
-            prefix = Some(*h.finalize().as_bytes());
+            prefix = Some(h128(h.finalize()));
         }
     }
-    Some((prefix, *h.finalize().as_bytes()))
+    Some((prefix, h128(h.finalize())))
 }
 
 #[cfg(test)]
@@ -577,6 +813,98 @@ mod tests {
         let m = event(&mut e, &pay).expect("payment code change");
         assert_eq!(m.finding.kind, Kind::FileModified);
         assert!(!m.repeat);
+    }
+
+    #[test]
+    fn packed_entries_come_back_as_they_went_in() {
+        let (d, rules) = crate::check::tests::setup();
+        let root = d.path().join("shop");
+        std::os::unix::fs::symlink("../vendor/a.php", root.join("app/link.php")).unwrap();
+        std::fs::write(root.join("vendor/\u{65e5}\u{672c}.php"), "<?php\n").unwrap();
+        let cfg = BaselineConfig::default();
+        let built = crate::baseline::build(
+            std::slice::from_ref(&rules),
+            &cfg,
+            &std::sync::atomic::AtomicU64::new(0),
+        );
+        let mut want = built.entries.clone();
+        want.sort_by(|a, b| a.path.cmp(&b.path));
+        // Each kind the packing treats apart is in the tree.
+        assert!(want.iter().any(|e| e.link.is_some()), "a symlink");
+        assert!(want.iter().any(|e| e.sha256.is_some()), "a critical file");
+        assert!(want.iter().any(|e| e.blake3.is_none()), "a directory");
+        let e = Engine::new(&[rules], built.entries);
+        let r = &e.roots[0];
+        let mut got: Vec<BaselineEntry> = (0..r.entries.len()).map(|i| r.entry_out(i)).collect();
+        got.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(got, want);
+        for (i, w) in want.iter().enumerate() {
+            let at = r.find(&w.path).expect("indexed");
+            assert_eq!(r.entry_out(at), want[i]);
+        }
+        assert_eq!(r.find(b"vendor/none.php"), None);
+    }
+
+    #[test]
+    fn a_sweep_hands_out_its_findings_a_batch_at_a_time_and_once() {
+        use std::os::unix::ffi::OsStrExt;
+        let (d, rules) = crate::check::tests::setup();
+        let root = d.path().join("shop");
+        std::fs::write(root.join("vendor/b.php"), "<?php // b\n").unwrap();
+        let cfg = BaselineConfig::default();
+        let built = crate::baseline::build(
+            std::slice::from_ref(&rules),
+            &cfg,
+            &std::sync::atomic::AtomicU64::new(0),
+        );
+        let mut e = Engine::new(&[rules], built.entries);
+        // Five new files (one named in bytes that are not UTF-8), one changed, one gone.
+        for i in 0..4 {
+            std::fs::write(root.join(format!("vendor/new{i}.php")), "<?php\n").unwrap();
+        }
+        let odd = root.join(std::ffi::OsStr::from_bytes(b"vendor/\xff\xfe.php"));
+        std::fs::write(&odd, "<?php\n").unwrap();
+        std::fs::write(root.join("vendor/a.php"), "<?php // changed\n").unwrap();
+        std::fs::remove_file(root.join("vendor/b.php")).unwrap();
+
+        let sweep_all = |e: &mut Engine| {
+            closed(&odd, |_, opts| {
+                let (mut s, w) = e.sweep_start(opts, true);
+                assert!(w.is_empty(), "{w:?}");
+                let mut batches = Vec::new();
+                while !s.is_done() {
+                    batches.push(e.sweep_next(&mut s, &|_, _| None, opts, 2));
+                }
+                batches
+            })
+        };
+        let batches = sweep_all(&mut e);
+        assert!(batches.iter().all(|b| b.len() <= 2), "batches of at most 2");
+        let all: Vec<&Detected> = batches.iter().flatten().collect();
+        let count = |k: Kind| all.iter().filter(|d| d.finding.kind == k).count();
+        assert_eq!(count(Kind::FileAdded), 5);
+        assert_eq!(count(Kind::FileModified), 1);
+        assert_eq!(count(Kind::FileDeleted), 1);
+        assert_eq!(all.len(), 7);
+        assert!(all.iter().all(|d| d.finding.evidence["late"] == true));
+        let gone = all
+            .iter()
+            .find(|d| d.finding.kind == Kind::FileDeleted)
+            .unwrap();
+        assert_eq!(
+            gone.entry.as_ref().map(|e| &e.path[..]),
+            Some(&b"vendor/b.php"[..])
+        );
+        assert_eq!(gone.abs, root.join("vendor/b.php"));
+        let odd_d = all
+            .iter()
+            .find(|d| d.abs == odd)
+            .expect("the odd name, by its bytes");
+        assert_eq!(odd_d.finding.kind, Kind::FileAdded);
+
+        // Reported once: an event on the same state, or another sweep, says nothing new.
+        assert!(event(&mut e, &odd).is_none());
+        assert!(sweep_all(&mut e).iter().all(|b| b.is_empty()));
     }
 
     fn grow(e: &mut Engine, p: &Path) -> Vec<Finding> {

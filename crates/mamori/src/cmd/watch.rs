@@ -7,7 +7,7 @@ use mamori_core::config::{Loaded, Response};
 use mamori_core::store::{ChainStatus, Store};
 use mamori_core::{Finding, Kind, Severity, tr};
 use mamori_internal::check::{self, CheckOptions};
-use mamori_internal::watch::engine::{Detected, Engine};
+use mamori_internal::watch::engine::{Detected, Engine, EngineBuilder};
 use mamori_internal::watch::{Event, EventKind, Source, Writer, deny, fan, ino, respond};
 use serde_json::json;
 use std::collections::HashMap;
@@ -175,10 +175,14 @@ impl Daemon<'_> {
     }
 
     fn sweep(&mut self, late: bool) {
-        let (det, warnings) = self.with_opts(|e, copy, opts| e.sweep(copy, opts, late));
+        let (mut sweep, warnings) = self.with_opts(|e, _, opts| e.sweep_start(opts, late));
         super::print_warnings(self.ctx, &warnings);
-        for d in det {
-            self.handle(d);
+        // A batch at a time: reported, stored and acted on before the next is made.
+        while !sweep.is_done() {
+            let det = self.with_opts(|e, copy, opts| e.sweep_next(&mut sweep, copy, opts, 256));
+            for d in det {
+                self.handle(d);
+            }
         }
         release_free_memory();
     }
@@ -562,38 +566,31 @@ struct DaemonBaseline {
     tampered: Option<String>,
 }
 
-/// Stream the baseline out of the store into the engine: each row's root string is
-/// dropped as it comes (the engine keys entries by root), so a 100k-file shop's daemon
-/// never holds 100k copies of it, nor the baseline twice.
+/// Stream the baseline out of the store into the engine, which packs each row as it
+/// comes: a 100k-file shop's daemon never holds the unpacked baseline.
 fn load_baseline(
     store: &mamori_core::store::Store,
     rules: &[Arc<mamori_internal::rules::RootRules>],
 ) -> Result<Option<DaemonBaseline>> {
-    let keys: Vec<String> = rules.iter().map(|r| r.key()).collect();
-    let mut per_root: Vec<Vec<mamori_core::store::BaselineEntry>> = vec![Vec::new(); rules.len()];
+    let mut engine = EngineBuilder::new(rules);
     let mut guarded = deny::Guarded::new();
-    let mut last = 0usize;
-    let Some((_, tampered)) = store.baseline_each(|mut e| {
-        if keys.get(last) != Some(&e.root) {
-            match keys.iter().position(|k| *k == e.root) {
-                Some(i) => last = i,
-                None => return, // a root no longer configured
-            }
-        }
+    let Some((_, tampered)) = store.baseline_each(|e| {
+        let Some(ri) = engine.root_of(&e) else {
+            return; // a root no longer configured
+        };
         if e.is_critical()
             && let Some(h) = e.blake3
         {
             let rel = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.path);
-            guarded.insert(rules[last].root.join(rel), h);
+            guarded.insert(rules[ri].root.join(rel), h);
         }
-        e.root = String::new();
-        per_root[last].push(e);
+        engine.push(e);
     })?
     else {
         return Ok(None);
     };
     Ok(Some(DaemonBaseline {
-        engine: Engine::from_roots(rules, per_root),
+        engine: engine.finish(),
         guarded,
         tampered,
     }))
@@ -867,6 +864,8 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     let mut generation = d.store.baseline_generation().unwrap_or(0);
     let mut deploying = false;
     let mut last_state_poll = Instant::now();
+    // Events were handled since memory was last released.
+    let mut busy = false;
     while !stop.load(Ordering::Relaxed) {
         // An approval or a deploy changes the baseline: follow it. During a deploy, hold
         // findings and responses (restoring would revert the release).
@@ -1007,6 +1006,15 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
                 batch.push((p, EventKind::Changed, writer));
             }
         }
+        if batch.is_empty() && pending.is_empty() && !src_ready && busy {
+            // Quiet again after a burst: hand its memory back (the coalescing map and
+            // the event buffer keep their capacity otherwise).
+            busy = false;
+            pending.shrink_to_fit();
+            events.shrink_to_fit();
+            release_free_memory();
+        }
+        busy |= !batch.is_empty();
         for (path, kind, writer) in batch {
             d.on_event(&Event { path, kind, writer });
         }
