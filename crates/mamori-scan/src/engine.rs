@@ -29,14 +29,26 @@ impl Engine {
     pub fn new(opts: &ScanOptions) -> Result<Engine, ScanError> {
         opts.validate()?;
         let rules = crate::rules::compile(opts.builtin_rules, &opts.rules)?;
-        Ok(Engine {
+        Ok(Engine::with_rules(opts, rules))
+    }
+
+    /// The rules of `opts` compiled elsewhere ([`crate::rules::compile_to_bytes`] in a
+    /// process of this binary), loaded.
+    pub fn from_compiled(opts: &ScanOptions, bytes: &[u8]) -> Result<Engine, ScanError> {
+        opts.validate()?;
+        let rules = crate::rules::load(opts.builtin_rules, &opts.rules, bytes)?;
+        Ok(Engine::with_rules(opts, rules))
+    }
+
+    fn with_rules(opts: &ScanOptions, rules: RuleSet) -> Engine {
+        Engine {
             rules,
             opts: opts.clone(),
             stash: StashOptions {
                 min_cards: opts.min_cards,
                 ..StashOptions::default()
             },
-        })
+        }
     }
 
     /// The compiled rules (names, kinds, tiers, compile time).

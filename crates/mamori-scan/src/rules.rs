@@ -172,6 +172,57 @@ fn rule_line(text: &str, name: &str) -> usize {
 /// The first error found is returned with its file and line.
 pub fn compile(builtin: bool, dirs: &[PathBuf]) -> Result<RuleSet, ScanError> {
     let start = Instant::now();
+    let sources = read_sources(builtin, dirs)?;
+    let rules = build(&sources)?;
+    describe(rules, sources, start)
+}
+
+/// [`compile`], as bytes for [`load`]: a long-running process has another one compile
+/// its rules, so that the compiler's code (cranelift, ~5 MiB once run) and its working
+/// memory never become part of the daemon. The metadata is checked here too, so an
+/// error is reported by the compiling process, with its file and line.
+pub fn compile_to_bytes(builtin: bool, dirs: &[PathBuf]) -> Result<Vec<u8>, ScanError> {
+    let sources = read_sources(builtin, dirs)?;
+    let rules = build(&sources)?;
+    let bytes = rules.serialize().map_err(|e| ScanError::Engine {
+        path: PathBuf::new(),
+        msg: format!("serializing the compiled rules: {e}"),
+    })?;
+    describe(rules, sources, Instant::now())?;
+    Ok(bytes)
+}
+
+/// Rules compiled by [`compile_to_bytes`] with the same `builtin` and `dirs` (in a process
+/// of this same binary: the bytes hold machine code, never load them from anywhere else).
+/// The rule files are read again for the names and metadata the findings carry.
+pub fn load(builtin: bool, dirs: &[PathBuf], bytes: &[u8]) -> Result<RuleSet, ScanError> {
+    let start = Instant::now();
+    let sources = read_sources(builtin, dirs)?;
+    let rules = yara_x::Rules::deserialize(bytes).map_err(|e| ScanError::Engine {
+        path: PathBuf::new(),
+        msg: format!("loading the compiled rules: {e}"),
+    })?;
+    let namespaces = rules
+        .iter()
+        .map(|r| r.namespace())
+        .collect::<std::collections::HashSet<_>>();
+    if namespaces.iter().any(|ns| {
+        ns.strip_prefix('f')
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_none_or(|i| i >= sources.len())
+    }) {
+        // The rule files changed between the two reads.
+        return Err(ScanError::Engine {
+            path: PathBuf::new(),
+            msg: "the rule files changed while the rules were compiled".into(),
+        });
+    }
+    describe(rules, sources, start)
+}
+
+/// The built-in rules (unless `builtin` is false) and the rule files of `dirs`, as (name,
+/// text), in compile order.
+fn read_sources(builtin: bool, dirs: &[PathBuf]) -> Result<Vec<(String, String)>, ScanError> {
     let mut sources: Vec<(String, String)> = Vec::new();
     if builtin {
         for (name, text) in BUILTIN {
@@ -197,7 +248,11 @@ pub fn compile(builtin: bool, dirs: &[PathBuf]) -> Result<RuleSet, ScanError> {
             sources.push((f.display().to_string(), text));
         }
     }
+    Ok(sources)
+}
 
+/// Compile `sources`, each in its own namespace (`f0`, `f1`, …).
+fn build(sources: &[(String, String)]) -> Result<yara_x::Rules, ScanError> {
     let mut compiler = yara_x::Compiler::new();
     compiler.colorize_errors(false);
     // Each file in its own namespace: an operator's rule may reuse one of our names.
@@ -225,8 +280,16 @@ pub fn compile(builtin: bool, dirs: &[PathBuf]) -> Result<RuleSet, ScanError> {
             });
         }
     }
-    let rules = compiler.build();
+    Ok(compiler.build())
+}
 
+/// What each compiled rule means, from its metadata; the first bad value is an error
+/// with its file and line.
+fn describe(
+    rules: yara_x::Rules,
+    sources: Vec<(String, String)>,
+    start: Instant,
+) -> Result<RuleSet, ScanError> {
     let mut info = HashMap::new();
     for r in rules.iter() {
         let ns = r.namespace();
@@ -387,6 +450,56 @@ mod tests {
         );
         let loud = rs.rules().into_iter().find(|r| r.name == "loud").unwrap();
         assert_eq!(loud.severity, Severity::Medium);
+    }
+
+    #[test]
+    fn rules_compiled_to_bytes_load_as_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("own.yar"),
+            "rule own_marker { meta: kind = \"malware.skimmer\" tier = \"confirmed\" description = \"ours\" strings: $a = \"own-marker-77\" condition: $a }\n",
+        )
+        .unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        let here = compile(true, &dirs).unwrap();
+        let bytes = compile_to_bytes(true, &dirs).unwrap();
+        assert!(bytes.starts_with(b"YARA-X"), "yara-x's serialized form");
+        let loaded = load(true, &dirs, &bytes).unwrap();
+        let view = |rs: &RuleSet| {
+            let mut v: Vec<_> = rs
+                .rules()
+                .iter()
+                .map(|r| (r.name.clone(), r.source.clone(), r.kind, r.tier, r.severity))
+                .collect();
+            v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+            v
+        };
+        assert_eq!(view(&loaded), view(&here));
+        assert_eq!(loaded.files, here.files);
+        // The loaded rules match what the compiled ones match.
+        let opts = crate::ScanOptions {
+            rules: dirs.to_vec(),
+            ..crate::ScanOptions::default()
+        };
+        let engine = crate::Engine::from_compiled(&opts, &bytes).unwrap();
+        let f = engine
+            .worker()
+            .scan_bytes(
+                b"<script>/* own-marker-77 */</script>",
+                "x.js",
+                None,
+                "h",
+                mamori_core::Lang::En,
+            )
+            .unwrap();
+        assert!(
+            f.iter()
+                .any(|f| f.evidence.to_string().contains("own_marker")),
+            "{f:?}"
+        );
+        // Bytes compiled from other rule files are refused, not misread.
+        assert!(load(false, &[], &bytes).is_err());
+        assert!(load(true, &dirs, b"not rules").is_err());
     }
 
     #[test]

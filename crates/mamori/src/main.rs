@@ -68,6 +68,10 @@ pub enum Command {
     Unseal(cmd::posture::UnsealArgs),
     /// Replay the founding incident on a built-in demo shop and show what mamori reports.
     Demo(cmd::demo::DemoArgs),
+    /// Internal: compile the config's scan rules and write them to stdout. `watch` runs
+    /// this in a child process so the rule compiler never becomes part of the daemon.
+    #[command(name = "compile-rules", hide = true)]
+    CompileRules,
     /// Scan files for skimmers, webshells, obfuscated code and card-number stashes
     /// (YARA rules plus a card-number finder); needs no config.
     Scan(cmd::scan::ScanArgs),
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Deploy(a) => cmd::approve::deploy(&ctx, a),
         Command::Events(a) => cmd::events::run(&ctx, a),
         Command::Scan(a) => cmd::scan::run(&ctx, a),
+        Command::CompileRules => cmd::scan::compile_rules(&ctx),
         Command::Page(a) => cmd::page::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
         Command::Watch(a) => cmd::watch::run(&ctx, a),

@@ -823,7 +823,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         lang,
     });
     let alerts = crate::ctx::alerts(lang, loaded)?;
-    let scanner = match super::scan::ChangeScanner::new(ctx) {
+    let scanner = match super::scan::ChangeScanner::isolated(ctx) {
         Ok(s) => Some(s),
         Err(e) => {
             // A broken rule file must not stop tamper detection: say so and go on.
