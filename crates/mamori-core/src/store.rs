@@ -377,8 +377,8 @@ impl Store {
 
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))
     }
 
@@ -547,11 +547,8 @@ impl Store {
     /// The current baseline generation (0 if none): cheap, for daemons to notice changes.
     pub fn baseline_generation(&self) -> Result<i64> {
         self.conn
-            .query_row(
-                "SELECT COALESCE(MAX(generation), 0) FROM baseline_sig",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT COALESCE(MAX(generation), 0) FROM baseline_sig")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(|e| self.err(e))
     }
 
@@ -770,12 +767,11 @@ impl Store {
     /// The stored known-good copy of a file: (codec, data).
     pub fn baseline_copy(&self, root: &str, path: &[u8]) -> Result<Option<(String, Vec<u8>)>> {
         self.conn
-            .query_row(
-                "SELECT codec, data FROM baseline_copy WHERE root = ?1 AND path = ?2",
-                params![root, path],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT codec, data FROM baseline_copy WHERE root = ?1 AND path = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![root, path], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .map_err(|e| self.err(e))
     }
 
@@ -801,18 +797,16 @@ impl Store {
             source: e,
         };
         let tx = self.conn.transaction().map_err(se)?;
+        // Statements cached: a daemon appends a finding or a few at a time, thousands in
+        // a burst, and parsing the SQL each time was a tenth of its work there.
         let (mut seq, mut prev): (i64, Vec<u8>) = tx
-            .query_row(
-                "SELECT seq, mac FROM events ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT seq, mac FROM events ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(se)?
             .unwrap_or((0, Vec::new()));
         {
             let mut ins = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO events (seq, id, kind, severity, time, detected_at, path, body, mac)
                      VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
                 )
@@ -840,11 +834,11 @@ impl Store {
                 prev = mac;
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO meta(key, value) VALUES ('events_head', ?1)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![[&seq.to_le_bytes()[..], &prev[..]].concat()],
         )
+        .and_then(|mut st| st.execute(params![[&seq.to_le_bytes()[..], &prev[..]].concat()]))
         .map_err(se)?;
         tx.commit().map_err(se)
     }
