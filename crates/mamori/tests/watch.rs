@@ -154,6 +154,52 @@ fn changes_while_killed_are_reported_after_restart() {
     }
 }
 
+/// Findings reach stdout at once and the event log in batches (one transaction per batch
+/// of events read): after an orderly stop every finding printed is stored, more than one
+/// batch's worth included.
+#[test]
+fn every_finding_printed_is_in_the_event_log_after_a_stop() {
+    let d = tempfile::tempdir().unwrap();
+    let root = init_tiny_shop(d.path());
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+    c.current_dir(d.path())
+        .env("LANG", "C.UTF-8")
+        .args(["--json", "watch", "--response", "alert"]);
+    let (w, _) = Watch::start(c);
+    let dir = root.join("vendor/burst");
+    std::fs::create_dir(&dir).unwrap();
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("vendor/burst/f{i:03}.php"))
+        .collect();
+    for n in &names {
+        std::fs::write(root.join(n), "<?php // new\n").unwrap();
+    }
+    let want: Vec<(&str, &str)> = names.iter().map(|n| ("file.added", n.as_str())).collect();
+    let printed = w.wait_for(&want);
+    w.terminate();
+    let out = mamori(d.path())
+        .args([
+            "--json",
+            "events",
+            "--kind",
+            "file.added",
+            "--limit",
+            "100000",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stored: std::collections::HashSet<String> = findings(&out.stdout)
+        .iter()
+        .map(|f| f["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for f in printed.iter().filter(|f| f["kind"] == "file.added") {
+        let id = f["id"].as_str().unwrap_or_default();
+        assert!(stored.contains(id), "printed but not stored: {f}");
+    }
+    assert!(stored.len() >= 300, "{} stored", stored.len());
+}
+
 #[test]
 fn non_root_runs_in_inotify_mode() {
     if !is_root() {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use mamori_core::tr;
 use mamori_scan::{Engine, ScanError, ScanOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct ScanArgs {
@@ -202,24 +202,57 @@ impl ChangeScanner {
         }
     }
 
-    /// Scan changed files (root key, relative path, absolute path) with one scanner; a
+    /// Scan changed files (absolute path, root key, relative path) with one scanner; a
     /// file that cannot be scanned is a warning, not an error.
     pub fn scan(
         &self,
         ctx: &Ctx,
         targets: &[(PathBuf, String, String)],
     ) -> Vec<mamori_core::Finding> {
-        let mut worker = self.engine.worker();
+        let mut worker = self.worker();
         let mut out = Vec::new();
         for (abs, root, rel) in targets {
-            match worker.scan_file(abs, rel, &self.host, self.lang) {
-                Ok(fs) => out.extend(fs.into_iter().map(|f| f.with_root(root.as_str()))),
-                Err(e) => ctx.warn(&e.localized(self.lang)),
-            }
+            worker.scan_into(ctx, &mut out, abs, root, rel);
         }
         out
     }
 
+    /// A scanner kept for many scans (a daemon's: creating yara-x's scanner costs more
+    /// than scanning a small file, and a burst of new files is thousands of scans).
+    pub fn worker(&self) -> ChangeWorker<'_> {
+        ChangeWorker {
+            scanner: self,
+            worker: self.engine.worker(),
+        }
+    }
+}
+
+/// One [`ChangeScanner`]'s yara-x scanner and read buffer, reused from scan to scan.
+pub struct ChangeWorker<'s> {
+    scanner: &'s ChangeScanner,
+    worker: mamori_scan::Worker<'s>,
+}
+
+impl ChangeWorker<'_> {
+    /// Scan the file at `abs` (shown as `rel` under `root`) and add its findings to
+    /// `out`; a file that cannot be scanned is a warning, not an error.
+    pub fn scan_into(
+        &mut self,
+        ctx: &Ctx,
+        out: &mut Vec<mamori_core::Finding>,
+        abs: &Path,
+        root: &str,
+        rel: &str,
+    ) {
+        let (host, lang) = (&self.scanner.host, self.scanner.lang);
+        match self.worker.scan_file(abs, rel, host, lang) {
+            Ok(fs) => out.extend(fs.into_iter().map(|f| f.with_root(root))),
+            Err(e) => ctx.warn(&e.localized(lang)),
+        }
+    }
+}
+
+impl ChangeScanner {
     /// The findings of `check`/`watch` whose files should be scanned: added or modified
     /// regular files. Returns (absolute path, root key, relative path).
     pub fn targets(

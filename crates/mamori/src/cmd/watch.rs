@@ -53,8 +53,22 @@ struct Daemon<'a> {
     responder: Option<respond::Responder>,
     host: String,
     alerts: Option<mamori_alert::AlertDispatcher>,
-    /// Content scanning of every new or changed file (rules compiled once).
-    scanner: Option<super::scan::ChangeScanner>,
+    /// Content scanning of every new or changed file (rules compiled once, one scanner
+    /// kept for every scan).
+    scanner: Option<super::scan::ChangeWorker<'a>>,
+    /// Findings already on stdout and with the alert sinks, not yet in the store: they
+    /// are stored together once the events read at once are handled (one transaction
+    /// instead of one per finding: a burst of new files is thousands of findings).
+    unstored: Vec<Finding>,
+}
+
+/// Findings held before they are stored regardless of where the loop is.
+const UNSTORED_MAX: usize = 256;
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        self.store_findings();
+    }
 }
 
 impl Daemon<'_> {
@@ -85,8 +99,24 @@ impl Daemon<'_> {
                 a.send(f);
             }
         }
-        if let Err(e) = self.store.append_findings(findings) {
+        self.unstored.extend_from_slice(findings);
+        if self.unstored.len() >= UNSTORED_MAX {
+            self.store_findings();
+        }
+    }
+
+    /// Append what [`Daemon::emit`] reported to the event log (the main loop calls this
+    /// after every batch of events; a stop or an error return does on drop).
+    fn store_findings(&mut self) {
+        if self.unstored.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append_findings(&self.unstored) {
             self.ctx.warn(&e.localized(self.ctx.lang));
+        }
+        self.unstored.clear();
+        if self.unstored.capacity() > UNSTORED_MAX {
+            self.unstored.shrink_to(UNSTORED_MAX);
         }
     }
 
@@ -142,13 +172,13 @@ impl Daemon<'_> {
     }
 
     /// Say what a new or changed file is (skimmer, webshell, stash) in the same breath.
-    fn scan_into(&self, batch: &mut Vec<Finding>, d: &Detected, file: &Path) {
-        if let Some(sc) = &self.scanner
+    fn scan_into(&mut self, batch: &mut Vec<Finding>, d: &Detected, file: &Path) {
+        if let Some(sc) = &mut self.scanner
             && matches!(d.finding.kind, Kind::FileAdded | Kind::FileModified)
             && let (Some(rel), Some(root)) = (&d.finding.path, &d.finding.root)
             && std::fs::symlink_metadata(file).is_ok_and(|m| m.is_file())
         {
-            batch.extend(sc.scan(self.ctx, &[(file.to_path_buf(), root.clone(), rel.clone())]));
+            sc.scan_into(self.ctx, batch, file, root, rel);
         }
     }
 
@@ -183,6 +213,7 @@ impl Daemon<'_> {
             for d in det {
                 self.handle(d);
             }
+            self.store_findings();
         }
         release_free_memory();
     }
@@ -823,7 +854,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         lang,
     });
     let alerts = crate::ctx::alerts(lang, loaded)?;
-    let scanner = match super::scan::ChangeScanner::isolated(ctx) {
+    let change_scanner = match super::scan::ChangeScanner::isolated(ctx) {
         Ok(s) => Some(s),
         Err(e) => {
             // A broken rule file must not stop tamper detection: say so and go on.
@@ -836,7 +867,8 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         }
     };
     let mut d = Daemon {
-        scanner,
+        unstored: Vec::new(),
+        scanner: change_scanner.as_ref().map(|s| s.worker()),
         alerts,
         ctx,
         loaded,
@@ -867,6 +899,9 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
     // Events were handled since memory was last released.
     let mut busy = false;
     while !stop.load(Ordering::Relaxed) {
+        // Whatever the last round reported (log lines, egress, denials, pages) is stored
+        // before waiting again.
+        d.store_findings();
         // An approval or a deploy changes the baseline: follow it. During a deploy, hold
         // findings and responses (restoring would revert the release).
         if last_state_poll.elapsed() >= Duration::from_millis(500) {
@@ -971,6 +1006,8 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         let mut overflow = false;
         // Coalesce: the last event per path in this batch decides; writes still open wait.
         let mut batch: Vec<(PathBuf, EventKind, Option<Writer>)> = Vec::new();
+        // Where each path is in `batch` (a burst reads thousands of events at once).
+        let mut in_batch: HashMap<PathBuf, usize> = HashMap::new();
         for ev in events.drain(..) {
             if ev.kind == EventKind::Overflow {
                 overflow = true;
@@ -986,12 +1023,13 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
                 continue;
             }
             pending.remove(&ev.path);
-            if let Some(b) = batch.iter_mut().find(|b| b.0 == ev.path) {
+            if let Some(b) = in_batch.get(&ev.path).and_then(|&i| batch.get_mut(i)) {
                 b.1 = ev.kind;
                 if b.2.is_none() {
                     b.2 = ev.writer;
                 }
             } else {
+                in_batch.insert(ev.path.clone(), batch.len());
                 batch.push((ev.path, ev.kind, ev.writer));
             }
         }
@@ -1018,6 +1056,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         for (path, kind, writer) in batch {
             d.on_event(&Event { path, kind, writer });
         }
+        d.store_findings();
         while let Ok(den) = deny_rx.try_recv() {
             let fresh = denied_at
                 .get(&den.path)
