@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 
 /// Harmless by construction (the condition never holds), shaped like a real webshell.
 const SHELL: &str = "<?php\nif (PHP_INT_SIZE === 3) { eval($_POST['c']); }\n";
@@ -47,11 +46,7 @@ fn check_says_what_a_new_file_is() {
 fn watch_says_what_a_new_file_is() {
     let d = tempfile::tempdir().unwrap();
     let root = init_tiny_shop(d.path());
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
-    c.current_dir(d.path())
-        .env("LANG", "C.UTF-8")
-        .args(["--json", "watch", "--response", "alert"]);
-    let (w, _) = Watch::start(c);
+    let (w, _) = Watch::start(watch_cmd(d.path()));
     std::fs::write(root.join("vendor/lib/cache.php"), SHELL).unwrap();
     let hit = w.wait_kind("malware.webshell");
     assert_eq!(hit["path"], "vendor/lib/cache.php", "{hit}");
@@ -89,10 +84,7 @@ fn rules_compiled_in_a_child_and_a_broken_rule_file_named() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
 
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mamori"))
-        .current_dir(d.path())
-        .env("LANG", "C.UTF-8")
-        .args(["--json", "watch", "--response", "alert"])
+    let mut child = watch_cmd(d.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

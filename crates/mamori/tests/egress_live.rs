@@ -62,10 +62,7 @@ fn watch_reports_web_user_connection_with_process_and_user() {
     g.listen(NS_ADDR, PORT);
 
     // The daemon.
-    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("mamori"))
-        .current_dir(d.path())
-        .env("LANG", "C.UTF-8")
-        .args(["--json", "watch", "--response", "alert"])
+    let mut watch = watch_cmd(d.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

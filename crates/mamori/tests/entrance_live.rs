@@ -63,11 +63,7 @@ fn setup(dir: &Path, extra: &str) -> std::path::PathBuf {
 }
 
 fn watch(dir: &Path) -> Watch {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
-    c.current_dir(dir)
-        .env("LANG", "C.UTF-8")
-        .args(["--json", "watch", "--response", "alert"]);
-    Watch::start_until(c, Some("access log(s) live")).0
+    Watch::start_until(watch_cmd(dir), Some("access log(s) live")).0
 }
 
 fn ips(f: &serde_json::Value) -> Vec<String> {

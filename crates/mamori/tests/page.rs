@@ -464,11 +464,8 @@ fn watch_checks_the_payment_page_and_reports_a_new_script() {
         .success();
     site.set(|s| s.extra_script = true);
 
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mamori"));
-    c.current_dir(dir.path())
-        .env("LANG", "C.UTF-8")
-        .env("TMPDIR", &tmp)
-        .args(["--json", "watch", "--response", "alert"]);
+    let mut c = common::watch_cmd(dir.path());
+    c.env("TMPDIR", &tmp);
     if let Some(p) = chromium_path() {
         c.env("MAMORI_CHROMIUM", p);
     }

@@ -65,12 +65,9 @@ fn ready_comes_after_the_catch_up_sweep() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let child = Command::new(assert_cmd::cargo::cargo_bin("mamori"))
-        .current_dir(d.path())
-        .env("LANG", "C.UTF-8")
+    // Whatever this machine permits; READY=1 is the same in every mode.
+    let child = watch_cmd(d.path())
         .env("NOTIFY_SOCKET", &sock_path)
-        // Whatever this machine permits; READY=1 is the same in every mode.
-        .args(["--json", "watch", "--response", "alert"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -124,24 +124,14 @@ fn replay_deny_mode_fails_closed() {
 fn changes_while_killed_are_reported_after_restart() {
     let d = tempfile::tempdir().unwrap();
     let root = init_tiny_shop(d.path());
-    let watch_cmd = || {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
-        c.current_dir(d.path()).env("LANG", "C.UTF-8").args([
-            "--json",
-            "watch",
-            "--response",
-            "alert",
-        ]);
-        c
-    };
-    let (w, _) = Watch::start(watch_cmd());
+    let (w, _) = Watch::start(watch_cmd(d.path()));
     std::fs::write(root.join("vendor/lib/a.php"), "<?php return 'live';\n").unwrap();
     w.wait_for(&[("file.modified", "vendor/lib/a.php")]);
     // SIGKILL: no chance to clean up.
     drop(w);
     std::fs::write(root.join("vendor/lib/b.php"), "<?php // while down\n").unwrap();
     std::fs::remove_file(root.join("app/template/default/Shopping/index.twig")).unwrap();
-    let (w, _) = Watch::start(watch_cmd());
+    let (w, _) = Watch::start(watch_cmd(d.path()));
     let got = w.wait_for(&[
         ("file.added", "vendor/lib/b.php"),
         ("file.deleted", "app/template/default/Shopping/index.twig"),
@@ -161,11 +151,7 @@ fn changes_while_killed_are_reported_after_restart() {
 fn every_finding_printed_is_in_the_event_log_after_a_stop() {
     let d = tempfile::tempdir().unwrap();
     let root = init_tiny_shop(d.path());
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("mamori"));
-    c.current_dir(d.path())
-        .env("LANG", "C.UTF-8")
-        .args(["--json", "watch", "--response", "alert"]);
-    let (w, _) = Watch::start(c);
+    let (w, _) = Watch::start(watch_cmd(d.path()));
     let dir = root.join("vendor/burst");
     std::fs::create_dir(&dir).unwrap();
     let names: Vec<String> = (0..300)

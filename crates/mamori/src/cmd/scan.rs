@@ -225,6 +225,30 @@ impl ChangeScanner {
             worker: self.engine.worker(),
         }
     }
+
+    /// The findings of `check`/`watch` whose files should be scanned: added or modified
+    /// regular files. Returns (absolute path, root key, relative path).
+    pub fn targets(
+        rules: &[std::sync::Arc<mamori_internal::rules::RootRules>],
+        findings: &[mamori_core::Finding],
+    ) -> Vec<(PathBuf, String, String)> {
+        use mamori_core::Kind;
+        findings
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::FileAdded | Kind::FileModified))
+            .filter_map(|f| {
+                let rel = f.path.as_ref()?;
+                let r = rules
+                    .iter()
+                    .find(|r| f.root.as_deref() == Some(&r.key()[..]))?;
+                let abs = r.root.join(rel);
+                std::fs::symlink_metadata(&abs)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|_| (abs, r.key(), rel.clone()))
+            })
+            .collect()
+    }
 }
 
 /// One [`ChangeScanner`]'s yara-x scanner and read buffer, reused from scan to scan.
@@ -249,31 +273,5 @@ impl ChangeWorker<'_> {
             Ok(fs) => out.extend(fs.into_iter().map(|f| f.with_root(root))),
             Err(e) => ctx.warn(&e.localized(lang)),
         }
-    }
-}
-
-impl ChangeScanner {
-    /// The findings of `check`/`watch` whose files should be scanned: added or modified
-    /// regular files. Returns (absolute path, root key, relative path).
-    pub fn targets(
-        rules: &[std::sync::Arc<mamori_internal::rules::RootRules>],
-        findings: &[mamori_core::Finding],
-    ) -> Vec<(PathBuf, String, String)> {
-        use mamori_core::Kind;
-        findings
-            .iter()
-            .filter(|f| matches!(f.kind, Kind::FileAdded | Kind::FileModified))
-            .filter_map(|f| {
-                let rel = f.path.as_ref()?;
-                let r = rules
-                    .iter()
-                    .find(|r| f.root.as_deref() == Some(&r.key()[..]))?;
-                let abs = r.root.join(rel);
-                std::fs::symlink_metadata(&abs)
-                    .ok()
-                    .filter(|m| m.is_file())
-                    .map(|_| (abs, r.key(), rel.clone()))
-            })
-            .collect()
     }
 }

@@ -3,6 +3,7 @@
 use crate::ctx::Ctx;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use indexmap::IndexMap;
 use mamori_core::config::{Loaded, Response};
 use mamori_core::store::{ChainStatus, Store};
 use mamori_core::{Finding, Kind, Severity, tr};
@@ -72,13 +73,13 @@ impl Drop for Daemon<'_> {
 }
 
 impl Daemon<'_> {
-    fn emit(&mut self, findings: &[Finding]) {
+    fn emit(&mut self, findings: Vec<Finding>) {
         if findings.is_empty() {
             return;
         }
         {
             let mut out = std::io::stdout().lock();
-            for f in findings {
+            for f in &findings {
                 let line = if self.ctx.json {
                     f.to_json_line()
                 } else {
@@ -95,11 +96,11 @@ impl Daemon<'_> {
             let _ = out.flush();
         }
         if let Some(a) = &self.alerts {
-            for f in findings {
+            for f in &findings {
                 a.send(f);
             }
         }
-        self.unstored.extend_from_slice(findings);
+        self.unstored.extend(findings);
         if self.unstored.len() >= UNSTORED_MAX {
             self.store_findings();
         }
@@ -154,7 +155,7 @@ impl Daemon<'_> {
                         self.scan_into(&mut batch, &d, Path::new(q));
                     }
                     batch.extend(fs);
-                    self.emit(&batch);
+                    self.emit(batch);
                     return;
                 }
                 Err(e) => {
@@ -168,7 +169,7 @@ impl Daemon<'_> {
             }
         }
         self.scan_into(&mut batch, &d, &d.abs);
-        self.emit(&batch);
+        self.emit(batch);
     }
 
     /// Say what a new or changed file is (skimmer, webshell, stash) in the same breath.
@@ -230,7 +231,7 @@ impl Daemon<'_> {
             e.take_grown()
         });
         if !grown.is_empty() {
-            self.emit(&grown);
+            self.emit(grown);
         }
     }
 }
@@ -377,7 +378,7 @@ impl Daemon<'_> {
         let f = &mut e.follower;
         let before = f.states();
         let findings = f.poll(chrono::Utc::now().timestamp());
-        self.emit(&findings);
+        self.emit(findings);
         for a in f.take_advice() {
             self.ctx
                 .note(&format!("{}: {} — {}", a.ip, a.reason, a.advice));
@@ -568,7 +569,7 @@ impl Daemon<'_> {
             }
         }
         e.dirty |= !events.is_empty();
-        self.emit(&out);
+        self.emit(out);
         if e.dirty && e.last_save.elapsed() >= Duration::from_secs(60) {
             self.save_egress(e);
         }
@@ -877,7 +878,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         responder,
         host,
     };
-    d.emit(&startup);
+    d.emit(startup);
     // Whatever changed while mamori was not running is reported now (late).
     d.sweep(true);
     let mut follower = start_follower(&d, super::logs::entrance_config(ctx)?)?;
@@ -1005,9 +1006,8 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
         }
         let mut overflow = false;
         // Coalesce: the last event per path in this batch decides; writes still open wait.
-        let mut batch: Vec<(PathBuf, EventKind, Option<Writer>)> = Vec::new();
-        // Where each path is in `batch` (a burst reads thousands of events at once).
-        let mut in_batch: HashMap<PathBuf, usize> = HashMap::new();
+        // By path, in arrival order (a burst reads thousands of events at once).
+        let mut batch: IndexMap<PathBuf, (EventKind, Option<Writer>)> = IndexMap::new();
         for ev in events.drain(..) {
             if ev.kind == EventKind::Overflow {
                 overflow = true;
@@ -1023,14 +1023,10 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
                 continue;
             }
             pending.remove(&ev.path);
-            if let Some(b) = in_batch.get(&ev.path).and_then(|&i| batch.get_mut(i)) {
-                b.1 = ev.kind;
-                if b.2.is_none() {
-                    b.2 = ev.writer;
-                }
-            } else {
-                in_batch.insert(ev.path.clone(), batch.len());
-                batch.push((ev.path, ev.kind, ev.writer));
+            let (kind, writer) = batch.entry(ev.path).or_insert((ev.kind, None));
+            *kind = ev.kind;
+            if writer.is_none() {
+                *writer = ev.writer;
             }
         }
         let now = Instant::now();
@@ -1041,7 +1037,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             .collect();
         for p in due {
             if let Some((_, writer)) = pending.remove(&p) {
-                batch.push((p, EventKind::Changed, writer));
+                batch.insert(p, (EventKind::Changed, writer));
             }
         }
         if batch.is_empty() && pending.is_empty() && !src_ready && busy {
@@ -1053,7 +1049,7 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             release_free_memory();
         }
         busy |= !batch.is_empty();
-        for (path, kind, writer) in batch {
+        for (path, (kind, writer)) in batch {
             d.on_event(&Event { path, kind, writer });
         }
         d.store_findings();
@@ -1084,11 +1080,11 @@ pub fn run(ctx: &Ctx, a: &WatchArgs) -> Result<u8> {
             .with_path(rel)
             .with_checklist(&["20-1.1", "pci:11.5.2"])
             .with_evidence(json!({ "opener": mamori_internal::watch::process_info(den.pid) }));
-            d.emit(&[f]);
+            d.emit(vec![f]);
         }
         while let Ok(ev) = page_rx.try_recv() {
             match ev {
-                mamori_page::PageEvent::Finding(f) => d.emit(&[*f]),
+                mamori_page::PageEvent::Finding(f) => d.emit(vec![*f]),
                 mamori_page::PageEvent::Error { message, .. } => ctx.warn(&message),
                 mamori_page::PageEvent::Round { .. } => {}
             }

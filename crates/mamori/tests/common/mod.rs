@@ -142,6 +142,16 @@ pub fn is_root() -> bool {
 }
 
 /// A running `mamori watch` whose stdout lines we can wait for.
+/// `mamori --json watch --response alert` in `dir` (its `mamori.toml`), messages in
+/// English: the daemon as most tests run it.
+pub fn watch_cmd(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+    c.current_dir(dir)
+        .env("LANG", "C.UTF-8")
+        .args(["--json", "watch", "--response", "alert"]);
+    c
+}
+
 pub struct Watch {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
