@@ -8,6 +8,8 @@
 # for 200 writes to a critical file and 200 to an ordinary one (p50/p99/max); a burst
 # of 10,000 new files (every one must be reported, by events or by the overflow sweep);
 # idle CPU over 30 s; peak RSS. Prints a Markdown table.
+# PERF=FILE also records the daemon with `perf record -g` from the first latency write
+# to the end of the burst (where its CPU goes; `perf report -i FILE --children`).
 set -euo pipefail
 FILES=${1:-100000}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,6 +84,11 @@ def series(rel, n=200):
 def pct(v, q):
     v = sorted(v); return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
 
+perf = None
+if os.environ.get("PERF"):
+    perf = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(p.pid), "-o", os.environ["PERF"]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
 crit = series(critical)
 ordi = series(ordinary)
 def cpu():
@@ -107,6 +114,8 @@ while len(seen) < 10000 and time.monotonic() < end:
 burst_s = time.monotonic() - t0
 burst_cpu = cpu() - b0
 overflows = open(work + "/watch.stderr").read().count("overflowed")
+if perf:
+    perf.send_signal(2); perf.wait(30)
 # Idle CPU over 30 s, and peak RSS.
 time.sleep(3)
 c0 = cpu(); time.sleep(30); c1 = cpu()
